@@ -1,0 +1,130 @@
+"""Bookkeeping of what was delivered: safe state, the run summary, the dead-letter file.
+
+Every RECORD message gets a sequence number as it is read. A STATE message covers the
+records read before it. A state may be emitted only once every record it covers is
+settled: confirmed by Gorgias, or (under ``on_error: continue``) reported as failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from target_gorgias.request_builder import jsonable
+
+
+class StateTracker:
+    """Which records are settled, and so which state is safe to emit. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next_seq = 0
+        self._open: dict[int, int] = {}
+        self._states: list[tuple[int, Any]] = []
+        self._safe: Any = None
+
+    def begin_record(self) -> int:
+        """A RECORD message was read: its sequence number (open until ``end_record``)."""
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq += 1
+            self._open[seq] = 1
+            return seq
+
+    def add_unit(self, seq: int) -> None:
+        """Record ``seq`` produced one more unit of work that must settle."""
+        with self._lock:
+            self._open[seq] += 1
+
+    def end_record(self, seq: int) -> None:
+        """Every sink has taken record ``seq`` (units it produced are still open)."""
+        self.settle([seq])
+
+    def settle(self, seqs: list[int]) -> None:
+        """Units of these records were delivered or reported as failed."""
+        with self._lock:
+            for seq in seqs:
+                left = self._open[seq] - 1
+                if left:
+                    self._open[seq] = left
+                else:
+                    del self._open[seq]
+
+    def add_state(self, value: Any) -> None:
+        """A STATE message was read: it covers every record read so far."""
+        with self._lock:
+            self._states.append((self._next_seq, value))
+
+    def safe_state(self) -> Any:
+        """The newest state whose records are all settled (None if there is none)."""
+        with self._lock:
+            watermark = min(self._open) if self._open else self._next_seq
+            keep = 0
+            for i, (covers, value) in enumerate(self._states):
+                if covers <= watermark:
+                    self._safe = value
+                    keep = i + 1
+                else:
+                    break
+            del self._states[:keep]
+            return self._safe
+
+
+class Summary:
+    """Counts per stream for the end-of-run line (``N delivered, M failed``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.delivered: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.built: Counter[str] = Counter()
+
+    def add(self, stream: str, *, delivered: int = 0, failed: int = 0, built: int = 0) -> None:
+        """Count records of ``stream``."""
+        with self._lock:
+            self.delivered[stream] += delivered
+            self.failed[stream] += failed
+            self.built[stream] += built
+
+    def line(self) -> str:
+        """``12 delivered, 1 failed (customers: 12 delivered; tickets: 1 failed)``."""
+        streams = sorted(set(self.delivered) | set(self.failed))
+        per = "; ".join(
+            f"{s}: {self.delivered[s]} delivered"
+            + (f", {self.failed[s]} failed" if self.failed[s] else "")
+            for s in streams
+        )
+        total = f"{sum(self.delivered.values())} delivered, {sum(self.failed.values())} failed"
+        return f"{total} ({per})" if per else total
+
+
+class DeadLetters:
+    """Appends every record that finally failed to a JSONL file (if configured)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+
+    def write(self, *, stream: str, position: int, record: Any, status: int | None,
+              error: Any, attempts: int, reason: str) -> None:
+        """Append one failed record."""
+        if self.path is None:
+            return
+        line = json.dumps({
+            "stream": stream,
+            "position": position,
+            "status": status,
+            "error": jsonable(error),
+            "reason": reason,
+            "attempts": attempts,
+            "failed_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "record": jsonable(record),
+        }, ensure_ascii=False)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")

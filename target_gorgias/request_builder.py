@@ -1,0 +1,304 @@
+"""Record -> request: URL placeholders, body exclusion, JSON encoding, batch grouping.
+
+Nothing here does I/O. A record becomes a ``Unit`` (its rendered path and encoded body);
+units become ``Call``s (one HTTP request each), alone or grouped into batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from target_gorgias.endpoints import TEMPLATES
+from target_gorgias.settings import StreamSettings
+
+_MISSING = object()
+#: Templates whose DELETE carries a JSON body (Gorgias documents one).
+_DELETE_WITH_BODY = frozenset({"remove_ticket_tags"})
+
+
+class RecordError(ValueError):
+    """A record cannot become a request. The message names stream, record and field."""
+
+    def __init__(self, stream: str, position: int, problem: str, fld: str | None = None) -> None:
+        where = f"stream '{stream}', record {position}"
+        if fld:
+            where += f", field '{fld}'"
+        super().__init__(f"{where}: {problem}")
+        self.stream = stream
+        self.position = position
+        self.field = fld
+        self.problem = problem
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a valid JSON number")
+        if value == value.to_integral_value():
+            return int(value)
+        return float(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"values of type {type(value).__name__} cannot be sent as JSON")
+
+
+_ENCODER = json.JSONEncoder(
+    default=_json_default, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+)
+
+
+def to_json(value: Any) -> str:
+    """Encode a record value as JSON: datetimes as ISO 8601, Decimals as numbers."""
+    return _ENCODER.encode(value)
+
+
+def jsonable(value: Any) -> Any:
+    """A copy of ``value`` made of plain JSON types (for response records and logs)."""
+    return json.loads(to_json(value))
+
+
+def get_path(record: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted path (``customer.email``), or ``_MISSING``."""
+    if dotted in record:
+        return record[dotted]
+    node: Any = record
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _without(record: dict[str, Any], dotted: str) -> dict[str, Any]:
+    """``record`` without the field at ``dotted``, copying only the dicts on the way."""
+    if dotted in record:
+        out = dict(record)
+        del out[dotted]
+        return out
+    head, _, rest = dotted.partition(".")
+    if not rest or not isinstance(record.get(head), dict):
+        return record
+    inner = _without(record[head], rest)
+    if inner is record[head]:
+        return record
+    out = dict(record)
+    out[head] = inner
+    return out
+
+
+def _only(record: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """A body holding only ``fields`` (dotted paths keep their nesting)."""
+    out: dict[str, Any] = {}
+    for dotted in fields:
+        value = get_path(record, dotted)
+        if value is _MISSING:
+            continue
+        if dotted in record:
+            out[dotted] = value
+            continue
+        parts = dotted.split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def path_segment(value: Any) -> str:
+    """Encode one path parameter value as exactly one URL path segment.
+
+    Raises ``ValueError`` for values that cannot name a resource: null, empty, booleans,
+    objects, lists and the dot segments ``.``/``..`` (HTTP clients normalise those even
+    when percent-encoded, so they would change the route).
+    """
+    if value is None:
+        raise ValueError("is null")
+    if isinstance(value, (bool, dict, list, tuple, set)):
+        raise ValueError(f"is a {type(value).__name__}, not an id")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("is not a finite number")
+        text = str(int(value)) if value == value.to_integral_value() else str(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("is not a finite number")
+        text = str(int(value)) if value.is_integer() else repr(value)
+    elif isinstance(value, (dt.datetime, dt.date)):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    if not text.strip():
+        raise ValueError("is empty")
+    if text in (".", ".."):
+        raise ValueError(f"is {text!r}, which would change the URL path")
+    return quote(text, safe="")
+
+
+@dataclass
+class Unit:
+    """One record, ready to send: its rendered path and encoded body part."""
+
+    seq: int
+    position: int
+    path: str
+    body: bytes | None
+    source_key: dict[str, Any]
+    group: Any = None
+    lookup: tuple[str, dict[str, str]] | None = None
+
+
+@dataclass
+class Call:
+    """One HTTP request: a single record or a batch of them."""
+
+    stream: str
+    endpoint_id: str
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    units: list[Unit] = field(default_factory=list)
+    lookup: tuple[str, dict[str, str]] | None = None
+
+    @property
+    def positions(self) -> list[int]:
+        """Stream positions (1-based) of the records in this call."""
+        return [u.position for u in self.units]
+
+    def body_object(self) -> Any:
+        """The body as JSON data (decoded again; used only for display)."""
+        return None if self.body is None else json.loads(self.body)
+
+
+class RequestBuilder:
+    """Builds units and calls for one stream."""
+
+    def __init__(self, stream: str, settings: StreamSettings, key_properties: Sequence[str],
+                 max_body_bytes: int) -> None:
+        self.stream = stream
+        self.settings = settings
+        self.key_properties = tuple(key_properties or ())
+        self.max_body_bytes = max_body_bytes
+        template = TEMPLATES.get(settings.endpoint_id)
+        self.sends_body = settings.batch.enabled or settings.method != "DELETE" or (
+            template is None or template.id in _DELETE_WITH_BODY
+        )
+        path_fields = set(settings.path_params.values())
+        self._drop = settings.exclude_attributes + (
+            () if settings.keep_path_params else tuple(sorted(path_fields))
+        )
+
+    def render_path(self, record: Mapping[str, Any], position: int) -> str:
+        """Fill the path's placeholders from ``record``, one encoded segment each."""
+        path = self.settings.path
+        for name in self.settings.placeholders:
+            fld = self.settings.path_params[name]
+            value = get_path(record, fld)
+            if value is _MISSING:
+                raise RecordError(self.stream, position,
+                                  f"path parameter {{{name}}} needs this field, which is missing",
+                                  fld)
+            try:
+                segment = path_segment(value)
+            except ValueError as exc:
+                raise RecordError(self.stream, position,
+                                  f"path parameter {{{name}}} {exc}", fld) from None
+            path = path.replace("{" + name + "}", segment, 1)
+        return path
+
+    def body_of(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The JSON body for ``record``: no ``_sdc_*`` fields, no excluded or path fields."""
+        body = {k: v for k, v in record.items() if not k.startswith("_sdc_")}
+        if self.settings.include_attributes is not None:
+            body = _only(body, self.settings.include_attributes)
+        for dotted in self._drop:
+            body = _without(body, dotted)
+        return body
+
+    def _encode(self, value: Any, position: int) -> bytes:
+        try:
+            data = to_json(value).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise RecordError(self.stream, position, f"cannot be encoded as JSON: {exc}") from None
+        if len(data) > self.max_body_bytes:
+            raise RecordError(
+                self.stream, position,
+                f"JSON body is {len(data):,} bytes, over max_body_bytes ({self.max_body_bytes:,})",
+            )
+        return data
+
+    def unit(self, record: dict[str, Any], seq: int, position: int) -> Unit:
+        """Turn one record into a ``Unit``; raise ``RecordError`` if it cannot be sent."""
+        path = self.render_path(record, position)
+        body = self.body_of(record)
+        batch = self.settings.batch
+        payload: Any = body
+        if batch.enabled and batch.pluck:
+            payload = get_path(body, batch.pluck)
+            if payload is _MISSING:
+                payload = get_path(record, batch.pluck)
+            if payload is _MISSING or payload is None:
+                raise RecordError(self.stream, position,
+                                  "batch.pluck needs this field, which is missing", batch.pluck)
+        encoded: bytes | None = None
+        if self.sends_body and (batch.enabled or body or self.settings.method != "DELETE"):
+            encoded = self._encode(payload, position)
+        group = None
+        if batch.enabled and batch.grouping == "field" and batch.group_by:
+            value = get_path(record, batch.group_by)
+            group = None if value is _MISSING else to_json(value)
+        lookup = None
+        if self.settings.lookup and not batch.enabled:
+            for key in self.settings.lookup.keys:
+                value = body.get(key)
+                if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+                    lookup = (self.settings.lookup.path, {key: str(value)})
+                    break
+        source_key = {k: record.get(k) for k in self.key_properties}
+        return Unit(seq, position, path, encoded, source_key, group, lookup)
+
+    def calls(self, units: Iterable[Unit]) -> Iterator[Call]:
+        """Group units into calls: one per unit, or batches when batching is on.
+
+        Units with different rendered paths (or ``group_by`` values) never share a call;
+        a batch closes at ``batch.size`` records or when it would pass ``max_body_bytes``.
+        """
+        s = self.settings
+        if not s.batch.enabled:
+            for u in units:
+                yield Call(self.stream, s.endpoint_id, s.method, u.path, s.headers, u.body, [u],
+                           u.lookup)
+            return
+        open_batches: dict[tuple[str, Any], tuple[list[Unit], int]] = {}
+        for u in units:
+            key = (u.path, u.group)
+            members, size = open_batches.get(key, ([], 0))
+            part = len(u.body or b"") + 1
+            if members and (len(members) >= s.batch.size
+                            or size + part + 64 > self.max_body_bytes):
+                yield self._batch_call(members)
+                members, size = [], 0
+            members.append(u)
+            open_batches[key] = (members, size + part)
+        for members, _ in open_batches.values():
+            if members:
+                yield self._batch_call(members)
+
+    def _batch_call(self, members: list[Unit]) -> Call:
+        s = self.settings
+        body = b"[" + b",".join(u.body or b"null" for u in members) + b"]"
+        if s.batch.wrap_key:
+            body = b"{" + to_json(s.batch.wrap_key).encode() + b":" + body + b"}"
+        return Call(self.stream, s.endpoint_id, s.method, members[0].path, s.headers, body,
+                    members)

@@ -1,0 +1,420 @@
+"""Turn the raw config into checked, typed settings.
+
+Every check here runs at start-up, so a bad config fails before any record is read,
+with a message that names the setting (``streams.orders.batch.size: ...``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from target_gorgias.endpoints import MANUAL_METHODS, TEMPLATES, Endpoint, Lookup
+
+#: Headers a user may never set: the target owns them.
+FORBIDDEN_HEADERS = frozenset({"authorization", "host", "content-length"})
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_SUBDOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_STREAM_KEYS = frozenset({
+    "endpoint", "method", "path", "url", "content_format", "path_params", "keep_path_params",
+    "exclude_attributes", "include_attributes", "headers", "batch", "on_error",
+})
+_BATCH_KEYS = frozenset({"enabled", "size", "grouping", "group_by", "wrap_key", "pluck"})
+ON_ERROR_CHOICES = ("fail", "continue")
+#: The name `meltano config test` uses for its probe stream.
+MELTANO_TEST_STREAM = "meltano_test_stream"
+
+
+class ConfigError(ValueError):
+    """The config is wrong; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How records of one stream are grouped into one request."""
+
+    enabled: bool = False
+    size: int = 100
+    grouping: str = "count"
+    group_by: str | None = None
+    wrap_key: str | None = None
+    pluck: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Where and how one stream's records are sent."""
+
+    key: str
+    endpoint_id: str
+    method: str
+    path: str
+    placeholders: tuple[str, ...]
+    path_params: Mapping[str, str]
+    keep_path_params: bool = False
+    exclude_attributes: tuple[str, ...] = ()
+    include_attributes: tuple[str, ...] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    batch: BatchSettings = BatchSettings()
+    on_error: str = "fail"
+    lookup: Lookup | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole target config, checked."""
+
+    base_url: str
+    auth_kind: str
+    email: str | None
+    secret: str
+    headers: Mapping[str, str]
+    streams: Mapping[str, StreamSettings]
+    dry_run: bool = False
+    dry_run_sample: int = 10
+    timeout: float = 30.0
+    rate_limit: int = 40
+    rate_limit_window: float = 20.0
+    max_concurrency: int = 4
+    max_retries: int = 5
+    on_error: str = "fail"
+    dead_letter_path: str | None = None
+    emit_responses: bool = False
+    response_stream: str = "gorgias_responses"
+    response_include_request: bool = False
+    ca_bundle: str | None = None
+    max_body_bytes: int = 1024 * 1024
+
+    def stream(self, name: str) -> StreamSettings | None:
+        """The settings of stream ``name``: an exact key wins, then the longest glob."""
+        if name in self.streams:
+            return self.streams[name]
+        globs = [k for k in self.streams if _is_glob(k) and fnmatch.fnmatchcase(name, k)]
+        if not globs:
+            return None
+        return self.streams[max(globs, key=lambda k: (len(k.replace("*", "")), len(k)))]
+
+
+def _is_glob(key: str) -> bool:
+    return any(c in key for c in "*?[")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and any loopback address."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_headers(value: Any, where: str) -> dict[str, str]:
+    """Parse ``h1:v1,h2:v2`` or a JSON object into checked headers.
+
+    A value may contain ``:`` (only the first one splits). Raises ``ConfigError``
+    naming the header for CR/LF, an empty or invalid name, a missing ``:`` or a
+    header the target owns (Authorization, Host, Content-Length).
+    """
+    if value in (None, ""):
+        return {}
+    pairs: list[tuple[str, Any]]
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError([f"{where}: not valid JSON ({exc.msg})"]) from None
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, str):
+        pairs = []
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            name, sep, val = part.partition(":")
+            if not sep:
+                raise ConfigError([f"{where}: header {part.strip()!r} has no ':' (use name:value)"])
+            pairs.append((name, val))
+    else:
+        raise ConfigError([f"{where}: must be a 'name:value,name:value' string or an object"])
+    headers: dict[str, str] = {}
+    errors: list[str] = []
+    for raw_name, raw_val in pairs:
+        name = str(raw_name).strip()
+        val = "" if raw_val is None else str(raw_val).strip()
+        if not name:
+            errors.append(f"{where}: a header has an empty name")
+        elif any(c in name for c in "\r\n") or any(c in val for c in "\r\n\0"):
+            errors.append(f"{where}: header {name!r} contains a line break")
+        elif not _TOKEN.match(name):
+            errors.append(f"{where}: header name {name!r} is not a valid HTTP header name")
+        elif name.lower() in FORBIDDEN_HEADERS:
+            errors.append(f"{where}: header {name!r} is set by the target and cannot be overridden")
+        else:
+            headers[name] = val
+    if errors:
+        raise ConfigError(errors)
+    return headers
+
+
+def _base_url(config: Mapping[str, Any], errors: list[str]) -> str:
+    api_url = config.get("api_url")
+    subdomain = config.get("subdomain")
+    if api_url:
+        parts = urlsplit(str(api_url))
+        host = parts.hostname or ""
+        if parts.scheme not in ("http", "https") or not host:
+            errors.append(f"api_url: {api_url!r} is not an http(s) URL with a host")
+        elif parts.scheme == "http" and not is_loopback(host):
+            errors.append(
+                f"api_url: {api_url!r} must use https:// (plain http is allowed only for "
+                "loopback hosts such as 127.0.0.1)"
+            )
+        elif parts.username or parts.password or parts.query or parts.fragment:
+            errors.append("api_url: must not contain credentials, a query or a fragment")
+        return str(api_url).rstrip("/")
+    if subdomain:
+        if not _SUBDOMAIN.match(str(subdomain)):
+            errors.append(
+                f"subdomain: {subdomain!r} is not a valid subdomain (the 'acme' of acme.gorgias.com)"
+            )
+        return f"https://{subdomain}.gorgias.com"
+    errors.append("subdomain or api_url: one of them is required")
+    return ""
+
+
+def _auth(config: Mapping[str, Any], errors: list[str]) -> tuple[str, str | None, str]:
+    email, api_key, token = config.get("email"), config.get("api_key"), config.get("access_token")
+    if token and (email or api_key):
+        errors.append("access_token and email/api_key: choose exactly one auth method")
+    if token:
+        return "bearer", None, str(token)
+    if email and api_key:
+        return "basic", str(email), str(api_key)
+    if email or api_key:
+        missing = "api_key" if email else "email"
+        errors.append(f"{missing}: required with {'email' if email else 'api_key'} (HTTP Basic auth)")
+    else:
+        errors.append("auth: set email and api_key (API key) or access_token (OAuth2)")
+    return "basic", None, ""
+
+
+def _pos_int(config: Mapping[str, Any], key: str, default: int, errors: list[str],
+             minimum: int = 1, label: str | None = None) -> int:
+    value = config.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        errors.append(f"{label or key}: must be an integer >= {minimum}, got {value!r}")
+        return default
+    return value
+
+
+def _pos_number(config: Mapping[str, Any], key: str, default: float, errors: list[str]) -> float:
+    value = config.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        errors.append(f"{key}: must be a number > 0, got {value!r}")
+        return default
+    return float(value)
+
+
+def _choice(value: Any, choices: tuple[str, ...], where: str, errors: list[str]) -> str:
+    if value not in choices:
+        errors.append(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
+        return choices[0]
+    return str(value)
+
+
+def _str_list(value: Any, where: str, errors: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        errors.append(f"{where}: must be a list of field names")
+        return ()
+    return tuple(value)
+
+
+def _batch(raw: Any, defaults: Mapping[str, Any], where: str, errors: list[str]) -> BatchSettings:
+    merged: dict[str, Any] = dict(defaults)
+    if raw is not None:
+        if not isinstance(raw, Mapping):
+            errors.append(f"{where}: must be an object")
+            return BatchSettings()
+        for key in sorted(set(raw) - _BATCH_KEYS):
+            errors.append(f"{where}.{key}: unknown setting (known: {', '.join(sorted(_BATCH_KEYS))})")
+        merged.update(raw)
+    size = _pos_int(merged, "size", 100, errors, label=f"{where}.size")
+    grouping = _choice(merged.get("grouping", "count"), ("count", "field"), f"{where}.grouping",
+                       errors)
+    group_by = merged.get("group_by")
+    if grouping == "field" and not group_by:
+        errors.append(f"{where}.group_by: required when grouping is 'field'")
+    for key in ("group_by", "wrap_key", "pluck"):
+        if merged.get(key) is not None and not (isinstance(merged[key], str) and merged[key]):
+            errors.append(f"{where}.{key}: must be a non-empty string")
+    return BatchSettings(
+        enabled=bool(merged.get("enabled", False)), size=size, grouping=grouping,
+        group_by=group_by, wrap_key=merged.get("wrap_key"), pluck=merged.get("pluck"),
+    )
+
+
+def _stream(key: str, raw: Any, base_url: str, default_on_error: str,
+            errors: list[str]) -> StreamSettings | None:
+    where = f"streams.{key}"
+    if not isinstance(raw, Mapping):
+        errors.append(f"{where}: must be an object with 'endpoint' or 'method' + 'path'")
+        return None
+    for unknown in sorted(set(raw) - _STREAM_KEYS):
+        errors.append(f"{where}.{unknown}: unknown setting (known: {', '.join(sorted(_STREAM_KEYS))})")
+    template: Endpoint | None = None
+    method = raw.get("method")
+    path = raw.get("path")
+    if raw.get("endpoint") is not None:
+        template = TEMPLATES.get(str(raw["endpoint"]))
+        if template is None:
+            errors.append(
+                f"{where}.endpoint: unknown template {raw['endpoint']!r} "
+                f"(known: {', '.join(sorted(TEMPLATES))})"
+            )
+            return None
+        if path or raw.get("url"):
+            errors.append(f"{where}: give either 'endpoint' or 'path'/'url', not both")
+        path = template.path
+        method = str(method).upper() if method else template.method
+        if method not in template.allowed_methods:
+            errors.append(
+                f"{where}.method: {template.id} allows {', '.join(template.allowed_methods)}, "
+                f"got {raw.get('method')!r}"
+            )
+    else:
+        if raw.get("url"):
+            if path:
+                errors.append(f"{where}: give either 'path' or 'url', not both")
+            url = str(raw["url"])
+            if not url.startswith(base_url + "/"):
+                errors.append(
+                    f"{where}.url: {url!r} is not under the configured base URL {base_url!r} "
+                    "(credentials are only ever sent to that host)"
+                )
+                return None
+            path = url[len(base_url):]
+        if not method or not path:
+            errors.append(f"{where}: needs 'endpoint' (a template id) or 'method' and 'path'")
+            return None
+        method = str(method).upper()
+        if method not in MANUAL_METHODS:
+            errors.append(f"{where}.method: must be one of {', '.join(MANUAL_METHODS)}, got "
+                          f"{raw.get('method')!r}")
+    path = str(path)
+    if not path.startswith("/") or any(c in path for c in "?#\r\n \\"):
+        errors.append(f"{where}.path: {path!r} must start with '/' and hold no '?', '#', '\\' or spaces")
+    placeholders = tuple(_PLACEHOLDER.findall(path))
+    for name in placeholders:
+        if not name.isidentifier():
+            errors.append(f"{where}.path: placeholder {{{name}}} is not a valid name")
+    content_format = raw.get("content_format", "json")
+    if content_format != "json":
+        errors.append(f"{where}.content_format: Gorgias only accepts 'json', got {content_format!r}")
+    path_params_raw = raw.get("path_params") or {}
+    path_params: dict[str, str] = {}
+    if not isinstance(path_params_raw, Mapping):
+        errors.append(f"{where}.path_params: must be an object placeholder -> record field")
+    else:
+        for name, fld in path_params_raw.items():
+            if name not in placeholders:
+                errors.append(f"{where}.path_params.{name}: the path {path!r} has no {{{name}}}")
+            elif not isinstance(fld, str) or not fld:
+                errors.append(f"{where}.path_params.{name}: must be a record field name")
+            else:
+                path_params[name] = fld
+    for name in placeholders:
+        path_params.setdefault(name, name)
+    headers: dict[str, str] = {}
+    try:
+        headers = parse_headers(raw.get("headers"), f"{where}.headers")
+    except ConfigError as exc:
+        errors.extend(exc.errors)
+    include = raw.get("include_attributes")
+    batch = _batch(raw.get("batch"), template.batch if template else {}, f"{where}.batch", errors)
+    return StreamSettings(
+        key=key,
+        endpoint_id=template.id if template else "manual",
+        method=method,
+        path=path,
+        placeholders=placeholders,
+        path_params=path_params,
+        keep_path_params=bool(raw.get("keep_path_params", False)),
+        exclude_attributes=_str_list(raw.get("exclude_attributes"), f"{where}.exclude_attributes",
+                                     errors),
+        include_attributes=(None if include is None
+                            else _str_list(include, f"{where}.include_attributes", errors)),
+        headers=headers,
+        batch=batch,
+        on_error=_choice(raw.get("on_error", default_on_error), ON_ERROR_CHOICES,
+                         f"{where}.on_error", errors),
+        lookup=template.lookup if template and method == "POST" else None,
+    )
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Check ``config`` and build ``Settings``; raise ``ConfigError`` listing every problem."""
+    errors: list[str] = []
+    base_url = _base_url(config, errors)
+    auth_kind, email, secret = _auth(config, errors)
+    headers: dict[str, str] = {}
+    try:
+        headers = parse_headers(config.get("request_headers"), "request_headers")
+    except ConfigError as exc:
+        errors.extend(exc.errors)
+    on_error = _choice(config.get("on_error", "fail"), ON_ERROR_CHOICES, "on_error", errors)
+    streams_raw = config.get("streams") or {}
+    streams: dict[str, StreamSettings] = {}
+    if not isinstance(streams_raw, Mapping):
+        errors.append("streams: must be an object: stream name (or glob) -> stream settings")
+    else:
+        for key, raw in streams_raw.items():
+            parsed = _stream(str(key), raw, base_url, on_error, errors)
+            if parsed:
+                streams[str(key)] = parsed
+    default_limit = 80 if auth_kind == "bearer" else 40
+    ca_bundle = config.get("ca_bundle") or None
+    if config.get("verify_ssl") is False or config.get("tls_verify") is False:
+        errors.append("TLS verification cannot be turned off; use ca_bundle for a private CA")
+    settings = Settings(
+        base_url=base_url,
+        auth_kind=auth_kind,
+        email=email,
+        secret=secret,
+        headers=headers,
+        streams=streams,
+        dry_run=bool(config.get("dry_run", False)),
+        dry_run_sample=_pos_int(config, "dry_run_sample", 10, errors, minimum=0),
+        timeout=_pos_number(config, "timeout", 30.0, errors),
+        rate_limit=_pos_int(config, "rate_limit", default_limit, errors),
+        rate_limit_window=_pos_number(config, "rate_limit_window", 20.0, errors),
+        max_concurrency=_pos_int(config, "max_concurrency", 4, errors),
+        max_retries=_pos_int(config, "max_retries", 5, errors, minimum=0),
+        on_error=on_error,
+        dead_letter_path=config.get("dead_letter_path") or None,
+        emit_responses=bool(config.get("emit_responses", False)),
+        response_stream=str(config.get("response_stream") or "gorgias_responses"),
+        response_include_request=bool(config.get("response_include_request", False)),
+        ca_bundle=str(ca_bundle) if ca_bundle else None,
+        max_body_bytes=_pos_int(config, "max_body_bytes", 1024 * 1024, errors),
+    )
+    if errors:
+        raise ConfigError(errors)
+    return settings

@@ -1,0 +1,72 @@
+"""The sink: records of one stream become calls, sent when the SDK drains the batch."""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk.sinks import BatchSink
+
+from target_gorgias.client import Result
+from target_gorgias.request_builder import Call, RecordError, RequestBuilder, Unit
+
+if t.TYPE_CHECKING:
+    from target_gorgias.target import Run, TargetGorgias
+
+
+class GorgiasSink(BatchSink):
+    """Sends each record of one stream to its Gorgias endpoint (alone or in batches)."""
+
+    def __init__(self, target: TargetGorgias, stream_name: str, schema: dict,
+                 key_properties: t.Sequence[str] | None) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        self.run: Run = target.run
+        settings = self.run.settings.stream(stream_name)
+        assert settings is not None  # the target checked it before making this sink
+        self.settings = settings
+        self.builder = RequestBuilder(stream_name, settings, key_properties or [],
+                                      self.run.settings.max_body_bytes)
+        self._position = 0
+        self.logger.info(
+            "Stream '%s' -> %s %s (%s%s)", stream_name, settings.method, settings.path,
+            settings.endpoint_id if settings.endpoint_id != "manual" else "manual config",
+            f", batches of {settings.batch.size}" if settings.batch.enabled else "",
+        )
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Turn the record into a unit now (so bad records fail at once); send it at drain."""
+        self._position += 1
+        seq = self.run.current_seq
+        try:
+            unit = self.builder.unit(record, seq, self._position)
+        except RecordError as exc:
+            self.run.reject(self, exc, record)
+            return
+        self.run.tracker.add_unit(seq)
+        context.setdefault("units", []).append(unit)
+
+    def process_batch(self, context: dict) -> None:
+        """Send every call of this batch; wait for all; fail if the policy says so."""
+        units: list[Unit] = context.pop("units", [])
+        if not units:
+            return
+        calls = self.builder.calls(units)
+        if self.run.dry_run is not None:
+            for call in calls:
+                self.run.dry_run.show(call)
+                self.run.output.response(Result(call=call, outcome="dry_run",
+                                                url=self.run.settings.base_url + call.path),
+                                         dry_run=True)
+                self.run.tracker.settle([u.seq for u in call.units])
+            return
+        self.run.client.send_all(calls, self._done)
+        self.run.raise_if_failed()
+
+    def _done(self, result: Result) -> None:
+        """Runs in the HTTP worker thread as soon as a call is answered."""
+        self.run.finish(self, result)
+
+    def failed_call(self, exc: RecordError) -> Call:
+        """A stand-in call for a record that never became a request (for reporting)."""
+        s = self.settings
+        unit = Unit(self.run.current_seq, exc.position, s.path, None, {})
+        return Call(self.stream_name, s.endpoint_id, s.method, s.path, s.headers, None, [unit])

@@ -1,0 +1,379 @@
+"""The target: config schema, stream -> sink routing, state, and the CLI's error handling."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import signal
+import sys
+import threading
+import typing as t
+from types import FrameType
+
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.sinks import RecordSink, Sink
+from singer_sdk.target_base import Target
+
+from target_gorgias.client import GorgiasClient, Result, auth_header
+from target_gorgias.delivery import DeadLetters, StateTracker, Summary
+from target_gorgias.dry_run import DryRun
+from target_gorgias.pacer import Pacer
+from target_gorgias.redact import install as install_redaction
+from target_gorgias.request_builder import RecordError
+from target_gorgias.responses import Output
+from target_gorgias.settings import (
+    MELTANO_TEST_STREAM,
+    ON_ERROR_CHOICES,
+    ConfigError,
+    Settings,
+    load_settings,
+)
+from target_gorgias.sinks import GorgiasSink
+
+
+class TargetFailure(Exception):
+    """The run must stop; the message says exactly what and where."""
+
+
+class Terminated(TargetFailure):
+    """SIGTERM/SIGINT arrived."""
+
+    def __init__(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name}: requests in flight were finished, no new ones sent")
+        self.signum = signum
+
+
+_BATCH_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "enabled": {"type": "boolean", "default": False},
+        "size": {"type": "integer", "minimum": 1, "default": 100},
+        "grouping": {"type": "string", "enum": ["count", "field"], "default": "count"},
+        "group_by": {"type": "string"},
+        "wrap_key": {"type": "string"},
+        "pluck": {"type": "string"},
+    },
+}
+_STREAM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "endpoint": {"type": "string", "description": "Endpoint template id."},
+        "method": {"type": "string", "enum": ["POST", "PUT", "PATCH", "DELETE",
+                                              "post", "put", "patch", "delete"]},
+        "path": {"type": "string"},
+        "url": {"type": "string"},
+        "content_format": {"type": "string"},
+        "path_params": {"type": "object", "additionalProperties": {"type": "string"}},
+        "keep_path_params": {"type": "boolean"},
+        "exclude_attributes": {"type": "array", "items": {"type": "string"}},
+        "include_attributes": {"type": "array", "items": {"type": "string"}},
+        "headers": {"type": ["string", "object"]},
+        "batch": _BATCH_SCHEMA,
+        "on_error": {"type": "string", "enum": list(ON_ERROR_CHOICES)},
+    },
+}
+
+
+def _config_schema() -> dict:
+    return th.PropertiesList(
+        th.Property("subdomain", th.StringType,
+                    description="Helpdesk subdomain: the 'acme' of https://acme.gorgias.com."),
+        th.Property("api_url", th.StringType,
+                    description="Base URL override, e.g. http://127.0.0.1:8080 for the bundled "
+                                "fake server. Must be https:// unless the host is loopback."),
+        th.Property("email", th.StringType,
+                    description="HTTP Basic auth user: the email of the API key's user."),
+        th.Property("api_key", th.StringType, secret=True,
+                    description="Gorgias REST API key (HTTP Basic auth password)."),
+        th.Property("access_token", th.StringType, secret=True,
+                    description="OAuth2 bearer token, instead of email + api_key."),
+        th.Property("request_headers", th.CustomType({"type": ["string", "object"]}),
+                    description="Extra headers for every call: 'h1:v1,h2:v2' or a JSON object. "
+                                "Authorization, Host and Content-Length cannot be set."),
+        th.Property("streams", th.CustomType({"type": "object",
+                                              "additionalProperties": _STREAM_SCHEMA}),
+                    description="Per stream (name or glob such as 'orders_*'): an endpoint "
+                                "template or a manual method + path, with path_params, "
+                                "exclude_attributes, headers, batch, on_error."),
+        th.Property("dry_run", th.BooleanType, default=False,
+                    description="Build every request, send none; print the first "
+                                "dry_run_sample requests in full and count the rest."),
+        th.Property("dry_run_sample", th.IntegerType, default=10,
+                    description="How many requests a dry run prints in full."),
+        th.Property("timeout", th.NumberType, default=30,
+                    description="Seconds to wait for one answer."),
+        th.Property("rate_limit", th.IntegerType,
+                    description="Requests allowed per window (default 40 with an API key, "
+                                "80 with OAuth2)."),
+        th.Property("rate_limit_window", th.NumberType, default=20,
+                    description="Length of the rate-limit window in seconds (Enterprise: 10)."),
+        th.Property("max_concurrency", th.IntegerType, default=4,
+                    description="Requests in flight at once, across all streams."),
+        th.Property("max_retries", th.IntegerType, default=5,
+                    description="Retries of one request (429, 5xx, timeouts, dropped "
+                                "connections)."),
+        th.Property("on_error", th.StringType, default="fail", allowed_values=["fail", "continue"],
+                    description="fail: stop at the first record Gorgias rejects. continue: "
+                                "report it, go on, exit 0. Can be set per stream too."),
+        th.Property("dead_letter_path", th.StringType,
+                    description="JSONL file that receives every record that finally failed."),
+        th.Property("emit_responses", th.BooleanType, default=False,
+                    description="Write Gorgias' answers to stdout as a Singer stream (one "
+                                "record per call), for chaining."),
+        th.Property("response_stream", th.StringType, default="gorgias_responses",
+                    description="Name of the response stream."),
+        th.Property("response_include_request", th.BooleanType, default=False,
+                    description="Add the request body to each response record."),
+        th.Property("ca_bundle", th.StringType,
+                    description="CA bundle file for a private CA (TLS is always verified)."),
+        th.Property("max_body_bytes", th.IntegerType, default=1048576,
+                    description="Largest JSON body sent; a bigger record is rejected."),
+    ).to_dict()
+
+
+class Run:
+    """What one process shares across sinks and threads: client, pacer, state, output."""
+
+    def __init__(self, settings: Settings, logger: logging.Logger) -> None:
+        self.settings = settings
+        self.logger = logger
+        self.tracker = StateTracker()
+        self.summary = Summary()
+        self.dead_letters = DeadLetters(settings.dead_letter_path)
+        self.output = Output(emit_responses=settings.emit_responses,
+                             stream=settings.response_stream,
+                             include_request=settings.response_include_request)
+        self.pacer = Pacer(settings.rate_limit, settings.rate_limit_window)
+        self.client = GorgiasClient(
+            base_url=settings.base_url,
+            authorization=auth_header(settings.auth_kind, settings.email, settings.secret),
+            headers=settings.headers, timeout=settings.timeout, pacer=self.pacer,
+            max_retries=settings.max_retries, max_concurrency=settings.max_concurrency,
+            ca_bundle=settings.ca_bundle, logger=logger,
+        )
+        self.dry_run = DryRun(
+            base_url=settings.base_url, auth_kind=settings.auth_kind, headers=settings.headers,
+            sample=settings.dry_run_sample, logger=logger,
+        ) if settings.dry_run else None
+        self.current_seq = -1
+        self.failure: str | None = None
+        self._lock = threading.Lock()
+
+    def secrets(self) -> list[str]:
+        """Every form of the credentials that must never be printed."""
+        s = self.settings
+        header = auth_header(s.auth_kind, s.email, s.secret)
+        token = header.split(" ", 1)[1]
+        out = [s.secret, header, token]
+        if s.auth_kind == "basic":
+            out.append(base64.urlsafe_b64encode(f"{s.email}:{s.secret}".encode()).decode())
+        return out
+
+    def fail(self, message: str) -> None:
+        """Record the first permanent failure and stop starting requests."""
+        with self._lock:
+            if self.failure is None:
+                self.failure = message
+        self.client.stop.set()
+
+    def raise_if_failed(self) -> None:
+        """Raise ``TargetFailure`` once a failure was recorded."""
+        if self.failure is not None:
+            raise TargetFailure(self.failure)
+
+    def reject(self, sink: GorgiasSink, exc: RecordError, record: dict) -> None:
+        """A record that cannot become a request: report it, then fail or go on."""
+        result = Result(call=sink.failed_call(exc), outcome="failed",
+                        url=self.settings.base_url + sink.settings.path, note=str(exc))
+        result.error = {"msg": str(exc),
+                        "data": {exc.field: [exc.problem]} if exc.field else None}
+        self.output.response(result)
+        if sink.settings.on_error == "continue":
+            self.logger.warning("Skipped %s", exc)
+            self.summary.add(sink.stream_name, failed=1)
+            self.dead_letters.write(stream=sink.stream_name, position=exc.position,
+                                    record=record, status=None, error=result.error,
+                                    attempts=0, reason=str(exc))
+            return
+        self.fail(str(exc))
+        raise TargetFailure(str(exc))
+
+    def finish(self, sink: GorgiasSink, result: Result) -> None:
+        """Account for one answered call (runs in an HTTP worker thread)."""
+        if result.outcome == "not_sent":
+            return
+        self.output.response(result)
+        units = result.call.units
+        seqs = [u.seq for u in units]
+        if result.ok:
+            if result.note:
+                self.logger.warning("Stream '%s': %s", sink.stream_name, result.note)
+            self.summary.add(sink.stream_name, delivered=len(units))
+            self.tracker.settle(seqs)
+            return
+        message = result.describe()
+        if sink.settings.on_error == "continue" and not result.fatal:
+            self.logger.error("Failed (on_error=continue, going on): %s", message)
+            self.summary.add(sink.stream_name, failed=len(units))
+            for unit in units:
+                body = None if unit.body is None else jsonable_bytes(unit.body)
+                self.dead_letters.write(stream=sink.stream_name, position=unit.position,
+                                        record=body, status=result.status_code,
+                                        error=result.error, attempts=result.attempts,
+                                        reason=message)
+            self.tracker.settle(seqs)
+            return
+        self.summary.add(sink.stream_name, failed=len(units))
+        self.fail(message)
+
+
+def jsonable_bytes(data: bytes) -> t.Any:
+    """Decode a JSON body we encoded earlier."""
+    return json.loads(data)
+
+
+class TargetGorgias(Target):
+    """Singer target for the Gorgias helpdesk REST API: every record becomes a write call."""
+
+    name = "target-gorgias"
+    config_jsonschema = _config_schema()
+    default_sink_class = GorgiasSink
+
+    def __init__(self, *, config: t.Any = None, parse_env_config: bool = False,
+                 validate_config: bool = True, setup_mapper: bool = True,
+                 message_reader: t.Any = None) -> None:
+        super().__init__(config=config, parse_env_config=parse_env_config,
+                         validate_config=validate_config, setup_mapper=setup_mapper,
+                         message_reader=message_reader)
+        try:
+            settings = load_settings(self.config)
+        except ConfigError as exc:
+            raise ConfigValidationError("Config validation failed", errors=exc.errors) from None
+        self.run = Run(settings, self.logger)
+        install_redaction(self.run.secrets())
+        self.run.output.start()
+
+    # -- routing ----------------------------------------------------------------------
+
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        """The probe sink for ``meltano config test``, else the Gorgias sink (if configured)."""
+        if stream_name == MELTANO_TEST_STREAM:
+            return ProbeSink
+        if self.run.settings.stream(stream_name) is None:
+            keys = ", ".join(sorted(self.run.settings.streams)) or "none"
+            raise TargetFailure(
+                f"stream '{stream_name}' has no entry in the 'streams' setting (configured: "
+                f"{keys}). Add one, e.g. \"streams\": {{\"{stream_name}\": "
+                "{\"endpoint\": \"create_ticket\"}}, or a glob such as \"*\"."
+            )
+        return GorgiasSink
+
+    # -- record sequence and state ----------------------------------------------------
+
+    def _process_record_message(self, message_dict: dict) -> None:
+        seq = self.run.tracker.begin_record()
+        self.run.current_seq = seq
+        super()._process_record_message(message_dict)
+        self.run.tracker.end_record(seq)
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        super()._process_state_message(message_dict)
+        if "value" in message_dict:
+            self.run.tracker.add_state(message_dict["value"])
+
+    def _write_state_message(self, state: dict) -> None:
+        """Emit the newest state whose records were all delivered (never in a dry run)."""
+        if self.run.dry_run is not None:
+            return
+        self.run.output.state(self.run.tracker.safe_state())
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: finish requests in flight, start none, emit what was delivered."""
+        self.logger.info("Received signal %d: finishing requests in flight, sending no more",
+                         signum)
+        self.run.client.stop.set()
+        raise Terminated(signum)
+
+    # -- CLI ----------------------------------------------------------------------------
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls, *, about: bool = False, about_format: str | None = None,
+        config: _ConfigInput | None = None, file_input: t.IO[str] | None = None,
+    ) -> None:
+        """Run the target from the CLI: one clear error line and a non-zero exit on failure."""
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        target = cls(config=config.config, validate_config=True,
+                     parse_env_config=config.parse_env)
+        sys.exit(target.run_cli(file_input))
+
+    def run_cli(self, file_input: t.IO[str] | None) -> int:
+        """Read all input, deliver it, emit safe state; return the exit code."""
+        code = 0
+        try:
+            self.listen(file_input)
+        except Terminated as exc:
+            code = 128 + exc.signum
+            self.logger.error("Run %s", exc)
+        except (TargetFailure, RecordError) as exc:
+            code = 1
+            self.logger.error("Run failed: %s", exc)
+        except Exception as exc:
+            code = 1
+            self.logger.debug("Traceback of the failure", exc_info=True)
+            self.logger.error("Run failed: %s: %s", type(exc).__name__, exc)
+        finally:
+            self.run.client.close()
+        if code:
+            self._write_state_message({})
+        self._log_summary(code)
+        return code
+
+    def _log_summary(self, code: int) -> None:
+        run = self.run
+        if run.dry_run is not None:
+            self.logger.info("%s", run.dry_run.summary())
+            self.logger.info("DRY RUN: no state emitted (nothing was delivered)")
+            return
+        st = run.client.stats
+        self.logger.info(
+            "Summary: %s. %d requests, %d retries, %d throttled (429), %d lookups, "
+            "%.1fs waiting for the rate limit%s",
+            run.summary.line(), st.requests, st.retries, st.throttled, st.lookups,
+            run.pacer.waited, "" if not code else " (run did not complete)",
+        )
+
+
+class ProbeSink(RecordSink):
+    """``meltano_test_stream``: check the credentials with ``GET /api/account``; send nothing."""
+
+    def setup(self) -> None:
+        """Probe the account once, when the stream's SCHEMA arrives."""
+        target = t.cast(TargetGorgias, self._target_ref)
+        if target.run.dry_run is not None:
+            return
+        result = target.run.client.probe()
+        if not result.ok:
+            raise TargetFailure(f"connection check failed: {result.describe()}")
+        self.logger.info("Connection check passed: GET /api/account answered %s",
+                         result.status_code)
+
+    def __init__(self, target: TargetGorgias, stream_name: str, schema: dict,
+                 key_properties: t.Sequence[str] | None) -> None:
+        self._target_ref = target
+        super().__init__(target, stream_name, schema, key_properties)
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Test records are never sent to Gorgias."""
+
+
+__all__ = ["TargetGorgias"]
+
