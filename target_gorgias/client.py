@@ -198,7 +198,7 @@ class GorgiasClient:
         result = Result(call=call, outcome="not_sent", url=self.base_url + call.path)
         waits = backoff.expo(base=2, factor=1, max_value=60)
         next(waits)
-        maybe_applied = False
+        maybe_applied = call.lookup_first
         started = time.monotonic()
         while True:
             if maybe_applied and call.lookup and self._found_by_lookup(call, result):
@@ -295,6 +295,9 @@ class GorgiasClient:
             return
         result.outcome = "delivered"
         result.note = problem
+        if problem is None and call.endpoint_id.startswith("create_") and result.resource_id is None:
+            result.note = (f"HTTP {status} answer to {call.method} {call.path} has no 'id' "
+                           "(the resource was accepted, but its id is unknown)")
 
     def _found_by_lookup(self, call: Call, result: Result) -> bool:
         """After an unknown outcome, look the resource up; True if the create went through."""

@@ -170,6 +170,7 @@ class Call:
     body: bytes | None
     units: list[Unit] = field(default_factory=list)
     lookup: tuple[str, dict[str, str]] | None = None
+    lookup_first: bool = False
 
     @property
     def positions(self) -> list[int]:
@@ -278,7 +279,7 @@ class RequestBuilder:
         if not s.batch.enabled:
             for u in units:
                 yield Call(self.stream, s.endpoint_id, s.method, u.path, s.headers, u.body, [u],
-                           u.lookup)
+                           u.lookup, s.lookup_before_create)
             return
         open_batches: dict[tuple[str, Any], tuple[list[Unit], int]] = {}
         for u in units:

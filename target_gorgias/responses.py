@@ -122,10 +122,11 @@ class Output:
         if value is None:
             return
         text = to_json(value)
-        if text == self._last_state:
-            return
-        self._last_state = text
-        if self.emit_responses:
-            self._write(to_json({"type": "STATE", "value": value}))
-        else:
-            self._write(text)
+        line = to_json({"type": "STATE", "value": value}) if self.emit_responses else text
+        out = self._out or sys.stdout
+        with self._lock:
+            if text == self._last_state:
+                return
+            self._last_state = text
+            out.write(line + "\n")
+            out.flush()

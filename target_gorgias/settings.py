@@ -25,6 +25,7 @@ _SUBDOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _STREAM_KEYS = frozenset({
     "endpoint", "method", "path", "url", "content_format", "path_params", "keep_path_params",
     "exclude_attributes", "include_attributes", "headers", "batch", "on_error",
+    "lookup_before_create",
 })
 _BATCH_KEYS = frozenset({"enabled", "size", "grouping", "group_by", "wrap_key", "pluck"})
 ON_ERROR_CHOICES = ("fail", "continue")
@@ -69,6 +70,7 @@ class StreamSettings:
     batch: BatchSettings = BatchSettings()
     on_error: str = "fail"
     lookup: Lookup | None = None
+    lookup_before_create: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class Settings:
     response_include_request: bool = False
     ca_bundle: str | None = None
     max_body_bytes: int = 1024 * 1024
+    lookup_before_create: bool = False
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -271,7 +274,7 @@ def _batch(raw: Any, defaults: Mapping[str, Any], where: str, errors: list[str])
     )
 
 
-def _stream(key: str, raw: Any, base_url: str, default_on_error: str,
+def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lookup: bool,
             errors: list[str]) -> StreamSettings | None:
     where = f"streams.{key}"
     if not isinstance(raw, Mapping):
@@ -366,6 +369,7 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str,
         on_error=_choice(raw.get("on_error", default_on_error), ON_ERROR_CHOICES,
                          f"{where}.on_error", errors),
         lookup=template.lookup if template and method == "POST" else None,
+        lookup_before_create=bool(raw.get("lookup_before_create", default_lookup)),
     )
 
 
@@ -386,7 +390,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         errors.append("streams: must be an object: stream name (or glob) -> stream settings")
     else:
         for key, raw in streams_raw.items():
-            parsed = _stream(str(key), raw, base_url, on_error, errors)
+            parsed = _stream(str(key), raw, base_url, on_error,
+                             bool(config.get("lookup_before_create", False)), errors)
             if parsed:
                 streams[str(key)] = parsed
     default_limit = 80 if auth_kind == "bearer" else 40
@@ -414,6 +419,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         response_include_request=bool(config.get("response_include_request", False)),
         ca_bundle=str(ca_bundle) if ca_bundle else None,
         max_body_bytes=_pos_int(config, "max_body_bytes", 1024 * 1024, errors),
+        lookup_before_create=bool(config.get("lookup_before_create", False)),
     )
     if errors:
         raise ConfigError(errors)

@@ -8,11 +8,12 @@ import logging
 import signal
 import sys
 import threading
+import time
 import typing as t
 from types import FrameType
 
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, InvalidInputLine
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.sinks import RecordSink, Sink
 from singer_sdk.target_base import Target
@@ -21,6 +22,7 @@ from target_gorgias.client import GorgiasClient, Result, auth_header
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
 from target_gorgias.pacer import Pacer
+from target_gorgias.reader import LineReader
 from target_gorgias.redact import install as install_redaction
 from target_gorgias.request_builder import RecordError
 from target_gorgias.responses import Output
@@ -32,6 +34,10 @@ from target_gorgias.settings import (
     load_settings,
 )
 from target_gorgias.sinks import GorgiasSink
+
+#: While calls complete, safe state is written at most this often (seconds), so a crash
+#: re-sends little. The SDK itself writes state only after a full drain.
+STATE_INTERVAL = 2.0
 
 
 class TargetFailure(Exception):
@@ -74,6 +80,7 @@ _STREAM_SCHEMA = {
         "headers": {"type": ["string", "object"]},
         "batch": _BATCH_SCHEMA,
         "on_error": {"type": "string", "enum": list(ON_ERROR_CHOICES)},
+        "lookup_before_create": {"type": "boolean"},
     },
 }
 
@@ -132,6 +139,11 @@ def _config_schema() -> dict:
                     description="CA bundle file for a private CA (TLS is always verified)."),
         th.Property("max_body_bytes", th.IntegerType, default=1048576,
                     description="Largest JSON body sent; a bigger record is rejected."),
+        th.Property("lookup_before_create", th.BooleanType, default=False,
+                    description="Before each create whose record has a lookup key (tickets: "
+                                "external_id; customers and users: email or external_id), "
+                                "look it up and skip the create if it exists: exactly-once "
+                                "after a crash, at one extra GET per record. Also per stream."),
     ).to_dict()
 
 
@@ -162,6 +174,19 @@ class Run:
         self.current_seq = -1
         self.failure: str | None = None
         self._lock = threading.Lock()
+        self._state_emitted_at = time.monotonic()
+
+    def emit_state(self) -> None:
+        """Write the newest state whose records are all delivered (never in a dry run)."""
+        if self.dry_run is None:
+            self.output.state(self.tracker.safe_state())
+
+    def maybe_emit_state(self) -> None:
+        """Emit state at most every ``STATE_INTERVAL`` seconds while calls complete."""
+        now = time.monotonic()
+        if now - self._state_emitted_at >= STATE_INTERVAL:
+            self._state_emitted_at = now
+            self.emit_state()
 
     def secrets(self) -> list[str]:
         """Every form of the credentials that must never be printed."""
@@ -214,6 +239,7 @@ class Run:
                 self.logger.warning("Stream '%s': %s", sink.stream_name, result.note)
             self.summary.add(sink.stream_name, delivered=len(units))
             self.tracker.settle(seqs)
+            self.maybe_emit_state()
             return
         message = result.describe()
         if sink.settings.on_error == "continue" and not result.fatal:
@@ -226,6 +252,7 @@ class Run:
                                         error=result.error, attempts=result.attempts,
                                         reason=message)
             self.tracker.settle(seqs)
+            self.maybe_emit_state()
             return
         self.summary.add(sink.stream_name, failed=len(units))
         self.fail(message)
@@ -242,6 +269,7 @@ class TargetGorgias(Target):
     name = "target-gorgias"
     config_jsonschema = _config_schema()
     default_sink_class = GorgiasSink
+    message_reader_class = LineReader
 
     def __init__(self, *, config: t.Any = None, parse_env_config: bool = False,
                  validate_config: bool = True, setup_mapper: bool = True,
@@ -287,9 +315,7 @@ class TargetGorgias(Target):
 
     def _write_state_message(self, state: dict) -> None:
         """Emit the newest state whose records were all delivered (never in a dry run)."""
-        if self.run.dry_run is not None:
-            return
-        self.run.output.state(self.run.tracker.safe_state())
+        self.run.emit_state()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: finish requests in flight, start none, emit what was delivered."""
@@ -323,19 +349,23 @@ class TargetGorgias(Target):
         except Terminated as exc:
             code = 128 + exc.signum
             self.logger.error("Run %s", exc)
-        except (TargetFailure, RecordError) as exc:
+        except (TargetFailure, RecordError, InvalidInputLine) as exc:
             code = 1
             self.logger.error("Run failed: %s", exc)
         except Exception as exc:
             code = 1
             self.logger.debug("Traceback of the failure", exc_info=True)
-            self.logger.error("Run failed: %s: %s", type(exc).__name__, exc)
+            self.logger.error("Run failed at %s: %s", self._where(), _one_line(exc))
         finally:
             self.run.client.close()
         if code:
             self._write_state_message({})
         self._log_summary(code)
         return code
+
+    def _where(self) -> str:
+        reader = self.message_reader
+        return reader.where() if isinstance(reader, LineReader) else "input"
 
     def _log_summary(self, code: int) -> None:
         run = self.run
@@ -350,6 +380,12 @@ class TargetGorgias(Target):
             run.summary.line(), st.requests, st.retries, st.throttled, st.lookups,
             run.pacer.waited, "" if not code else " (run did not complete)",
         )
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception as one line (SDK validation errors carry no stream: the caller adds it)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:500] + "..."
 
 
 class ProbeSink(RecordSink):
