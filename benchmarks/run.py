@@ -1,0 +1,245 @@
+"""target-gorgias benchmarks: every figure is a ratio against a baseline run in the same go.
+
+    .venv/bin/python benchmarks/run.py            # full run (a few minutes)
+    .venv/bin/python benchmarks/run.py --quick    # smaller inputs
+    .venv/bin/python benchmarks/run.py --smoke    # tiny: checks the benchmarks still run
+
+1. overhead  - dry run of N records vs a no-op SDK target on the same input (wall time)
+2. rate      - utilisation of a scaled rate limit with random latency, and 429s, vs the naive
+               sequential client (sleep Retry-After on 429)
+3. latency   - requests/s at max_concurrency 1, 4, 16 with no rate limit, 100-300 ms latency
+4. memory    - peak RSS of a dry run with N vs 10 N records, and of a batched run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+CLI = str(Path(PY).with_name("target-gorgias"))
+
+SIZES = {
+    "full": {"overhead": 200_000, "rate": 600, "latency": 160, "memory": 100_000},
+    "quick": {"overhead": 20_000, "rate": 120, "latency": 64, "memory": 10_000},
+    "smoke": {"overhead": 500, "rate": 12, "latency": 8, "memory": 200},
+}
+
+
+def gen_file(tmp: Path, shape: str, count: int) -> Path:
+    """Write the generated input once to a file (so generation is not timed)."""
+    path = tmp / f"{shape}-{count}.singer"
+    if not path.exists():
+        with path.open("w") as fh:
+            subprocess.run([PY, str(HERE / "gen.py"), "--shape", shape, "--count", str(count)],
+                           stdout=fh, check=True)
+    return path
+
+
+def timed(cmd: list[str], stdin_path: Path, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of ``cmd`` reading ``stdin_path`` (stdout/stderr discarded)."""
+    with stdin_path.open() as fh:
+        started = time.perf_counter()
+        subprocess.run(cmd, stdin=fh, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=True, env=env)
+        return time.perf_counter() - started
+
+
+def write_json(tmp: Path, name: str, data: dict[str, Any]) -> Path:
+    path = tmp / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def dry_config(tmp: Path, stream: str, endpoint: str, **extra: Any) -> Path:
+    return write_json(tmp, f"dry-{stream}-{len(extra)}.json", {
+        "api_url": "http://127.0.0.1:9", "email": "bench@example.com", "api_key": "bench-key",
+        "dry_run": True, "streams": {stream: {"endpoint": endpoint, **extra}}})
+
+
+def bench_overhead(tmp: Path, n: int, repeat: int) -> list[tuple[str, str, str]]:
+    rows = []
+    noop_cfg = write_json(tmp, "noop.json", {})
+    for shape, endpoint in (("ticket", "create_ticket"), ("tag", "create_tag")):
+        data = gen_file(tmp, shape, n)
+        cfg = dry_config(tmp, f"{shape}s", endpoint)
+        ours = min(timed([CLI, "--config", str(cfg)], data) for _ in range(repeat))
+        base = min(timed([PY, str(HERE / "noop_target.py"), "--config", str(noop_cfg)], data)
+                   for _ in range(repeat))
+        rows.append((f"overhead: {n:,} {shape} records, dry run vs no-op SDK target",
+                     f"{ours:.2f}s vs {base:.2f}s ({n / ours:,.0f} rec/s)",
+                     f"{ours / base:.2f}x (goal <= 1.30x)"))
+    return rows
+
+
+class Server:
+    """The fake Gorgias in its own process, driven through its /_fake/ control API."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [PY, "-m", "target_gorgias.fake_server", "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        self.url = line.strip().rsplit(" ", 1)[-1]
+
+    def control(self, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + "/_fake/" + path, data=data,
+                                     method="POST" if data is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def live_config(tmp: Path, url: str, name: str, endpoint: str, **extra: Any) -> Path:
+    return write_json(tmp, name, {"api_url": url, "email": "agent@example.com",
+                                  "api_key": "fake-api-key",
+                                  "streams": {"tags": {"endpoint": endpoint}}, **extra})
+
+
+def _window(requests_log: list[dict[str, Any]], status: int) -> tuple[int, float]:
+    ok = [r for r in requests_log if r["status"] == status]
+    if len(ok) < 2:
+        return len(ok), 0.0
+    return len(ok), max(r["at"] for r in ok) - min(r["at"] for r in ok)
+
+
+def bench_rate(tmp: Path, n: int) -> list[tuple[str, str, str]]:
+    limit, window = 20, 2.0
+    server = Server("--rate-limit", str(limit), "--rate-window", str(window),
+                    "--latency-ms", "50,200")
+    try:
+        data = gen_file(tmp, "tag", n)
+        cfg = live_config(tmp, server.url, "rate.json", "create_tag", rate_limit=limit,
+                          rate_limit_window=window)
+        server.control("reset")
+        ours = timed([CLI, "--config", str(cfg)], data)
+        log = server.control("requests")
+        sent, span = _window(log, 201)
+        ours_429 = sum(1 for r in log if r["status"] == 429)
+        allowed = limit + limit / window * span
+        server.control("reset")
+        with data.open() as fh:
+            naive = json.loads(subprocess.run(
+                [PY, str(HERE / "naive_client.py"), "--url", server.url, "--path", "/api/tags"],
+                stdin=fh, capture_output=True, text=True, check=True).stdout)
+        nlog = server.control("requests")
+        nsent, nspan = _window(nlog, 201)
+        nallowed = limit + limit / window * nspan
+    finally:
+        server.stop()
+    util, nutil = sent / allowed, nsent / nallowed
+    return [
+        (f"rate: {n} creates, limit {limit}/{window:g}s, 50-200 ms latency",
+         f"utilisation {util:.3f}, {ours_429} x 429 ({ours_429 / max(sent, 1):.2%}), {ours:.1f}s",
+         "goal >= 0.95, <= 0.5 % 429"),
+        ("rate baseline: naive sequential client (sleep Retry-After)",
+         f"utilisation {nutil:.3f}, {naive['throttled']} x 429, {naive['seconds']:.1f}s",
+         f"target-gorgias {naive['seconds'] / ours:.2f}x faster"),
+    ]
+
+
+def bench_latency(tmp: Path, n: int) -> list[tuple[str, str, str]]:
+    server = Server("--rate-limit", "0", "--latency-ms", "100,300")
+    rows = []
+    try:
+        data = gen_file(tmp, "tag", n)
+        rates = {}
+        for conc in (1, 4, 16):
+            server.control("reset")
+            cfg = live_config(tmp, server.url, f"lat-{conc}.json", "create_tag",
+                              rate_limit=100000, rate_limit_window=1, max_concurrency=conc)
+            seconds = timed([CLI, "--config", str(cfg)], data)
+            log = server.control("requests")
+            sent, span = _window(log, 201)
+            rates[conc] = sent / max(span, 1e-9)
+            rows.append((f"latency: {n} creates, max_concurrency {conc}, 100-300 ms",
+                         f"{rates[conc]:.1f} req/s ({seconds:.1f}s wall)",
+                         f"{rates[conc] / rates[1]:.2f}x vs concurrency 1"))
+    finally:
+        server.stop()
+    return rows
+
+
+def peak_rss_mb(cmd: list[str], shape: str, count: int) -> float:
+    """Peak RSS of ``cmd`` fed by the generator through a pipe (no file on disk)."""
+    probe = (
+        "import resource, subprocess, sys\n"
+        "gen = subprocess.Popen(sys.argv[1:6], stdout=subprocess.PIPE)\n"
+        "subprocess.run(sys.argv[6:], stdin=gen.stdout, stdout=subprocess.DEVNULL,"
+        " stderr=subprocess.DEVNULL, check=True)\n"
+        "gen.wait()\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    gen = [PY, str(HERE / "gen.py"), "--shape", shape, f"--count={count}"]
+    out = subprocess.run([PY, "-c", probe, *gen, *cmd], capture_output=True, text=True,
+                         check=True).stdout
+    return int(out.strip()) / 1024
+
+
+def bench_memory(tmp: Path, n: int) -> list[tuple[str, str, str]]:
+    rows = []
+    plain = dry_config(tmp, "tickets", "create_ticket")
+    batched = dry_config(tmp, "tickets", "create_ticket", batch={"enabled": True, "size": 100})
+    for label, cfg in (("dry run", plain), ("batched dry run (size 100)", batched)):
+        small = peak_rss_mb([CLI, "--config", str(cfg)], "ticket", n)
+        large = peak_rss_mb([CLI, "--config", str(cfg)], "ticket", n * 10)
+        rows.append((f"memory: {label}, {n:,} vs {n * 10:,} tickets",
+                     f"peak RSS {small:.0f} MB vs {large:.0f} MB",
+                     f"{large / small:.2f}x (goal <= 1.20x)"))
+    return rows
+
+
+def main() -> int:
+    """Run the chosen benchmarks and print one table."""
+    parser = argparse.ArgumentParser()
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true")
+    size.add_argument("--smoke", action="store_true")
+    parser.add_argument("--only", default="overhead,rate,latency,memory")
+    args = parser.parse_args()
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    sizes = SIZES[mode]
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="tg-bench-") as name:
+        tmp = Path(name)
+        for which in args.only.split(","):
+            started = time.perf_counter()
+            if which == "overhead":
+                rows += bench_overhead(tmp, sizes["overhead"], 1 if mode == "smoke" else 2)
+            elif which == "rate":
+                rows += bench_rate(tmp, sizes["rate"])
+            elif which == "latency":
+                rows += bench_latency(tmp, sizes["latency"])
+            elif which == "memory":
+                rows += bench_memory(tmp, sizes["memory"])
+            else:
+                parser.error(f"unknown benchmark {which!r}")
+            print(f"# {which} done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    print(f"Machine: {platform.platform()}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs; mode: {mode}")
+    print("| benchmark | measured | ratio |")
+    print("|---|---|---|")
+    for row in rows:
+        print(f"| {row[0]} | {row[1]} | {row[2]} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
