@@ -67,11 +67,7 @@ class Result:
     def describe(self) -> str:
         """One line: what failed and why (stream, records, status, Gorgias' message)."""
         c = self.call
-        pos = c.positions
-        records = f"record {pos[0]}" if len(pos) == 1 else f"records {pos[0]}-{pos[-1]}"
-        if len(pos) > 1 and pos != list(range(pos[0], pos[-1] + 1)):
-            records = f"records {', '.join(map(str, pos[:5]))}{'...' if len(pos) > 5 else ''}"
-        head = f"stream '{c.stream}', {records}: {c.method} {self.url}"
+        head = f"stream '{c.stream}'{_records(c.positions)}: {c.method} {self.url}"
         if self.status_code is None:
             return f"{head} failed after {self.attempts} attempt(s): {self.note}"
         text = f"{head} -> HTTP {self.status_code}"
@@ -90,6 +86,17 @@ class Result:
         elif self.note:
             text += f": {self.note}"
         return text
+
+
+def _records(pos: list[int]) -> str:
+    """``, record 3`` / ``, records 1-100`` / ``, records 1, 4, 9`` (empty for no records)."""
+    if not pos:
+        return ""
+    if len(pos) == 1:
+        return f", record {pos[0]}"
+    if pos == list(range(pos[0], pos[-1] + 1)):
+        return f", records {pos[0]}-{pos[-1]}"
+    return f", records {', '.join(map(str, pos[:5]))}{'...' if len(pos) > 5 else ''}"
 
 
 def _join(value: Any) -> str:

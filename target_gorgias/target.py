@@ -53,12 +53,14 @@ class Terminated(TargetFailure):
         self.signum = signum
 
 
+# No "default" keys below: the SDK writes schema defaults into the config, which would hide
+# a template's own batch defaults (delete_tags batches unless told otherwise).
 _BATCH_SCHEMA = {
     "type": "object",
     "properties": {
-        "enabled": {"type": "boolean", "default": False},
-        "size": {"type": "integer", "minimum": 1, "default": 100},
-        "grouping": {"type": "string", "enum": ["count", "field"], "default": "count"},
+        "enabled": {"type": "boolean"},
+        "size": {"type": "integer", "minimum": 1},
+        "grouping": {"type": "string", "enum": ["count", "field"]},
         "group_by": {"type": "string"},
         "wrap_key": {"type": "string"},
         "pluck": {"type": "string"},
@@ -282,6 +284,10 @@ class TargetGorgias(Target):
         except ConfigError as exc:
             raise ConfigValidationError("Config validation failed", errors=exc.errors) from None
         self.run = Run(settings, self.logger)
+        # Drain sinks one after another, in the order their streams first appeared, so parent
+        # streams (customers) reach Gorgias before the children that reference them (tickets).
+        # Each drain still sends up to max_concurrency requests at once.
+        self.max_parallelism = 1
         install_redaction(self.run.secrets())
         self.run.output.start()
 

@@ -25,5 +25,5 @@ def test_demo_script_loads_the_example(tmp_path):
     for expected in ("ada@example.com", "grace@example.com", "alan@example.com",
                      "Where is my order #1001?", "Refund for order #1002", "vip-label"):
         assert expected in out, out
-    assert '"labels": {"replication_key_value": "shipping-label"}' in out
+    assert '"labels":{"replication_key_value":"shipping-label"}' in out
     assert "fake-api-key" not in proc.stderr
