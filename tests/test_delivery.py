@@ -35,10 +35,10 @@ def statuses(srv) -> Counter:
 
 
 def fast(srv, **extra):
-    """A config for the scaled-down account: 10 requests per 1 s."""
+    """A config for the scaled-down account: 10 requests per 1 s (unless overridden)."""
     return config(srv.base_url, {"tickets": {"endpoint": "create_ticket"},
                                  "customers": {"endpoint": "create_customer"}},
-                  rate_limit=10, rate_limit_window=1, **extra)
+                  **{"rate_limit": 10, "rate_limit_window": 1, **extra})
 
 
 def test_sole_client_sees_no_429(fake_gorgias, tmp_path):
@@ -187,12 +187,12 @@ def test_http_request_duration_metric_and_summary(fake_gorgias, tmp_path):
 
 
 def _start(cfg_path, lines) -> subprocess.Popen:
-    proc = subprocess.Popen([CLI, "--config", str(cfg_path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdin is not None
-    proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines))
-    proc.stdin.close()
-    return proc
+    """Start the CLI in the background, reading ``lines`` from a file."""
+    input_path = cfg_path.with_suffix(".singer")
+    input_path.write_text("".join(json.dumps(m) + "\n" for m in lines))
+    with input_path.open() as stdin:
+        return subprocess.Popen([CLI, "--config", str(cfg_path)], stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _last_state(stdout: str) -> dict | None:
