@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import backoff
 import requests
@@ -307,31 +308,29 @@ class GorgiasClient:
                            "(the resource was accepted, but its id is unknown)")
 
     def _found_by_lookup(self, call: Call, result: Result) -> bool:
-        """After an unknown outcome, look the resource up; True if the create went through."""
+        """Look the resource up (paced, with retries); True if it already exists.
+
+        Used before re-sending a create whose outcome is unknown, and before every create
+        with ``lookup_before_create``. If the lookup itself fails, the create is sent
+        (at least once beats never).
+        """
         assert call.lookup is not None
         path, params = call.lookup
-        try:
-            self.pacer.acquire()
-        except Stopped:
-            return False
+        lookup = Call(call.stream, "lookup", "GET", f"{path}?{urlencode(params)}", {}, None)
         with self._lock:
             self.stats.lookups += 1
-        try:
-            response = self.session.get(self.base_url + path, params=params,
-                                        timeout=self.timeout, allow_redirects=False)
-        except requests.exceptions.RequestException:
-            return False
-        self._count(response.status_code)
-        self.pacer.observe(response.headers.get(HEADER))
-        body, _ = _parse_body(response)
-        data = body.get("data") if isinstance(body, dict) else None
-        if response.status_code != 200 or not isinstance(data, list) or not data:
+        found = self.send(lookup)
+        data = found.body.get("data") if isinstance(found.body, dict) else None
+        if not found.ok or not isinstance(data, list) or not data:
+            if not found.ok and found.outcome != "not_sent":
+                self.logger.warning("Stream '%s': lookup %s failed (%s); sending the create",
+                                    call.stream, lookup.path, found.note or found.status_code)
             return False
         key, value = next(iter(params.items()))
         self.logger.info(
-            "Stream '%s': the earlier try of %s %s did reach Gorgias (found %s=%s, id %s); "
-            "not sending it again",
-            call.stream, call.method, call.path, key, value, data[0].get("id"),
+            "Stream '%s': %s already exists in Gorgias (%s=%s, id %s)%s; not sending it again",
+            call.stream, path, key, value, data[0].get("id"),
+            " - the earlier try did reach Gorgias" if result.attempts else "",
         )
         result.status_code = 200
         result.body = data[0]

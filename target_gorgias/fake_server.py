@@ -646,6 +646,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def _serve(self, method: str) -> None:
+        try:
+            self._serve_one(method)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (killed or timed out)
+
+    def _serve_one(self, method: str) -> None:
         fake = self.fake
         split = urlsplit(self.path)
         raw_path = split.path
