@@ -735,7 +735,7 @@ class _Handler(BaseHTTPRequestHandler):
             entry["status"] = int(raw.get("status", 200))
             self._send(entry["status"], raw=str(raw.get("body", "")).encode(),
                        content_type=raw.get("content_type", "application/json"),
-                       headers=limit_headers)
+                       headers={**limit_headers, **raw.get("headers", {})})
             return
         entry["status"] = status
         self._send(status, body, headers=limit_headers)

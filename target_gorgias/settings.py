@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -396,6 +397,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
                 streams[str(key)] = parsed
     default_limit = 80 if auth_kind == "bearer" else 40
     ca_bundle = config.get("ca_bundle") or None
+    if ca_bundle and not Path(str(ca_bundle)).is_file():
+        errors.append(f"ca_bundle: {ca_bundle!r} is not a readable file")
     if config.get("verify_ssl") is False or config.get("tls_verify") is False:
         errors.append("TLS verification cannot be turned off; use ca_bundle for a private CA")
     settings = Settings(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing as t
 
+from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
 from target_gorgias.client import Result
@@ -26,14 +27,42 @@ class GorgiasSink(BatchSink):
         self.builder = RequestBuilder(stream_name, settings, key_properties or [],
                                       self.run.settings.max_body_bytes)
         self._position = 0
+        self._rejected = False
         self.logger.info(
             "Stream '%s' -> %s %s (%s%s)", stream_name, settings.method, settings.path,
             settings.endpoint_id if settings.endpoint_id != "manual" else "manual config",
             f", batches of {settings.batch.size}" if settings.batch.enabled else "",
         )
 
+    def _validate_and_parse(self, record: dict) -> dict:
+        """Validate against the stream schema; a bad record is reported like any other.
+
+        The SDK's own version logs a traceback and a message with no field; this one names
+        stream, record and field, and follows ``on_error``.
+        """
+        if self._validator is not None:
+            try:
+                self._validator.validate(record)
+            except InvalidRecord as exc:
+                cause = exc.__cause__
+                path = list(getattr(cause, "absolute_path", []) or [])
+                fld = ".".join(str(p) for p in path) or None
+                problem = getattr(cause, "message", None) or str(exc)
+                self._position += 1
+                self._rejected = True
+                self.run.reject(self, RecordError(
+                    self.stream_name, self._position,
+                    f"does not match the stream's schema: {problem}", fld), record)
+                return record
+        self._parse_timestamps_in_record(record=record, schema=self.schema,
+                                         treatment=self.datetime_error_treatment)
+        return record
+
     def process_record(self, record: dict, context: dict) -> None:
         """Turn the record into a unit now (so bad records fail at once); send it at drain."""
+        if self._rejected:  # failed validation and was reported (on_error: continue)
+            self._rejected = False
+            return
         self._position += 1
         seq = self.run.current_seq
         try:

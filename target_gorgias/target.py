@@ -13,7 +13,11 @@ import typing as t
 from types import FrameType
 
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError, InvalidInputLine
+from singer_sdk.exceptions import (
+    ConfigValidationError,
+    InvalidInputLine,
+    RecordsWithoutSchemaException,
+)
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.sinks import RecordSink, Sink
 from singer_sdk.target_base import Target
@@ -309,6 +313,10 @@ class TargetGorgias(Target):
     # -- record sequence and state ----------------------------------------------------
 
     def _process_record_message(self, message_dict: dict) -> None:
+        rec = message_dict.get("record")
+        if not isinstance(rec, dict):
+            kind = "missing" if rec is None else f"a JSON {type(rec).__name__}, not an object"
+            raise InvalidInputLine(f"{self._where()}: the RECORD's 'record' is {kind}")
         seq = self.run.tracker.begin_record()
         self.run.current_seq = seq
         super()._process_record_message(message_dict)
@@ -358,6 +366,10 @@ class TargetGorgias(Target):
         except (TargetFailure, RecordError, InvalidInputLine) as exc:
             code = 1
             self.logger.error("Run failed: %s", exc)
+        except RecordsWithoutSchemaException as exc:
+            code = 1
+            self.logger.error("Run failed at %s: a RECORD came before its stream's SCHEMA (%s)",
+                              self._where(), _one_line(exc))
         except Exception as exc:
             code = 1
             self.logger.debug("Traceback of the failure", exc_info=True)
