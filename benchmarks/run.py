@@ -50,9 +50,12 @@ def timed(cmd: list[str], stdin_path: Path, env: dict[str, str] | None = None) -
     """Wall seconds of ``cmd`` reading ``stdin_path`` (stdout/stderr discarded)."""
     with stdin_path.open() as fh:
         started = time.perf_counter()
-        subprocess.run(cmd, stdin=fh, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True, env=env)
-        return time.perf_counter() - started
+        proc = subprocess.run(cmd, stdin=fh, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, check=False, env=env)
+        elapsed = time.perf_counter() - started
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return elapsed
 
 
 def write_json(tmp: Path, name: str, data: dict[str, Any]) -> Path:
@@ -113,11 +116,14 @@ def live_config(tmp: Path, url: str, name: str, endpoint: str, **extra: Any) -> 
                                   "streams": {"tags": {"endpoint": endpoint}}, **extra})
 
 
-def _window(requests_log: list[dict[str, Any]], status: int) -> tuple[int, float]:
+def _window(requests_log: list[dict[str, Any]], status: int,
+            until_done: bool = False) -> tuple[int, float]:
+    """(successful requests, seconds from the first arrival to the last arrival/answer)."""
     ok = [r for r in requests_log if r["status"] == status]
     if len(ok) < 2:
         return len(ok), 0.0
-    return len(ok), max(r["at"] for r in ok) - min(r["at"] for r in ok)
+    end = max(r["finished_at" if until_done else "at"] for r in ok)
+    return len(ok), end - min(r["at"] for r in ok)
 
 
 def bench_rate(tmp: Path, n: int) -> list[tuple[str, str, str]]:
@@ -128,13 +134,13 @@ def bench_rate(tmp: Path, n: int) -> list[tuple[str, str, str]]:
         data = gen_file(tmp, "tag", n)
         cfg = live_config(tmp, server.url, "rate.json", "create_tag", rate_limit=limit,
                           rate_limit_window=window)
-        server.control("reset")
+        server.control("reset", {})
         ours = timed([CLI, "--config", str(cfg)], data)
         log = server.control("requests")
         sent, span = _window(log, 201)
         ours_429 = sum(1 for r in log if r["status"] == 429)
         allowed = limit + limit / window * span
-        server.control("reset")
+        server.control("reset", {})
         with data.open() as fh:
             naive = json.loads(subprocess.run(
                 [PY, str(HERE / "naive_client.py"), "--url", server.url, "--path", "/api/tags"],
@@ -162,12 +168,12 @@ def bench_latency(tmp: Path, n: int) -> list[tuple[str, str, str]]:
         data = gen_file(tmp, "tag", n)
         rates = {}
         for conc in (1, 4, 16):
-            server.control("reset")
+            server.control("reset", {})
             cfg = live_config(tmp, server.url, f"lat-{conc}.json", "create_tag",
                               rate_limit=100000, rate_limit_window=1, max_concurrency=conc)
             seconds = timed([CLI, "--config", str(cfg)], data)
             log = server.control("requests")
-            sent, span = _window(log, 201)
+            sent, span = _window(log, 201, until_done=True)
             rates[conc] = sent / max(span, 1e-9)
             rows.append((f"latency: {n} creates, max_concurrency {conc}, 100-300 ms",
                          f"{rates[conc]:.1f} req/s ({seconds:.1f}s wall)",

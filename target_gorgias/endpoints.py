@@ -23,6 +23,18 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class Sync:
+    """How a create template can update instead (``mode: update | upsert``).
+
+    ``update_path`` takes the found resource's ``{id}``; ``read_only`` fields are left out
+    of the update body (Gorgias' PUT cannot take them).
+    """
+
+    update_path: str
+    read_only: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One Gorgias write call."""
 
@@ -34,6 +46,7 @@ class Endpoint:
     methods: tuple[str, ...] = ()
     lookup: Lookup | None = None
     batch: dict[str, Any] = field(default_factory=dict)
+    sync: Sync | None = None
 
     @property
     def allowed_methods(self) -> tuple[str, ...]:
@@ -62,6 +75,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         {"external_id": "order-1001", "subject": "Order #1001", "channel": "email",
          "customer": {"email": "ada@example.com"}, "messages": [_MESSAGE]},
         lookup=_TICKET_LOOKUP,
+        sync=Sync("/api/tickets/{id}", ("messages", "created_datetime", "imported",
+                                         "split_from")),
     ),
     Endpoint(
         "add_ticket_message", "POST", "/api/tickets/{ticket_id}/messages",
@@ -85,12 +100,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Create a customer.",
         {"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "crm-1"},
         lookup=_CUSTOMER_LOOKUP,
+        sync=Sync("/api/customers/{id}"),
     ),
     Endpoint(
         "create_user", "POST", "/api/users",
         "Create a user (agent).",
         {"email": "grace@example.com", "name": "Grace Hopper", "role": {"name": "agent"}},
         lookup=_USER_LOOKUP,
+        sync=Sync("/api/users/{id}", ("password_confirmation",)),
     ),
     Endpoint(
         "update_user", "PUT", "/api/users/{id}",

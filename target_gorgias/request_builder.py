@@ -115,6 +115,27 @@ def _only(record: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def unflatten(flat: dict[str, Any], separator: str) -> dict[str, Any]:
+    """``{"customer__email": x}`` -> ``{"customer": {"email": x}}``.
+
+    Keys without the separator stay as they are. Raises ``ValueError`` when a nested key
+    collides with a plain value (``customer`` and ``customer__email`` both set).
+    """
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = [p for p in key.split(separator) if p] if separator in key else [key]
+        node = out
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"'{key}' collides with the field '{part}'")
+            node = child
+        if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
+            raise ValueError(f"'{key}' collides with nested fields of the same name")
+        node[parts[-1]] = value
+    return out
+
+
 def path_segment(value: Any) -> str:
     """Encode one path parameter value as exactly one URL path segment.
 
@@ -156,6 +177,7 @@ class Unit:
     source_key: dict[str, Any]
     group: Any = None
     lookup: tuple[str, dict[str, str]] | None = None
+    match: tuple[str, str] | None = None
 
 
 @dataclass
@@ -171,6 +193,10 @@ class Call:
     units: list[Unit] = field(default_factory=list)
     lookup: tuple[str, dict[str, str]] | None = None
     lookup_first: bool = False
+    mode: str = "create"
+    match: tuple[str, str] | None = None
+    update_path: str | None = None
+    read_only: tuple[str, ...] = ()
 
     @property
     def positions(self) -> list[int]:
@@ -221,6 +247,8 @@ class RequestBuilder:
     def body_of(self, record: dict[str, Any]) -> dict[str, Any]:
         """The JSON body for ``record``: no ``_sdc_*`` fields, no excluded or path fields."""
         body = {k: v for k, v in record.items() if not k.startswith("_sdc_")}
+        if self.settings.unflatten_separator:
+            body = unflatten(body, self.settings.unflatten_separator)
         if self.settings.include_attributes is not None:
             body = _only(body, self.settings.include_attributes)
         for dotted in self._drop:
@@ -242,7 +270,10 @@ class RequestBuilder:
     def unit(self, record: dict[str, Any], seq: int, position: int) -> Unit:
         """Turn one record into a ``Unit``; raise ``RecordError`` if it cannot be sent."""
         path = self.render_path(record, position)
-        body = self.body_of(record)
+        try:
+            body = self.body_of(record)
+        except ValueError as exc:
+            raise RecordError(self.stream, position, f"cannot unflatten: {exc}") from None
         batch = self.settings.batch
         payload: Any = body
         if batch.enabled and batch.pluck:
@@ -266,8 +297,17 @@ class RequestBuilder:
                 if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
                     lookup = (self.settings.lookup.path, {key: str(value)})
                     break
+        match = None
+        if self.settings.match_on:
+            value = body.get(self.settings.match_on)
+            if value in (None, "") or isinstance(value, (bool, dict, list)):
+                raise RecordError(self.stream, position,
+                                  f"mode '{self.settings.mode}' matches on this field, which is "
+                                  "missing or empty", self.settings.match_on)
+            match = (self.settings.match_on, str(value))
+            lookup = None
         source_key = {k: record.get(k) for k in self.key_properties}
-        return Unit(seq, position, path, encoded, source_key, group, lookup)
+        return Unit(seq, position, path, encoded, source_key, group, lookup, match)
 
     def calls(self, units: Iterable[Unit]) -> Iterator[Call]:
         """Group units into calls: one per unit, or batches when batching is on.
@@ -279,7 +319,8 @@ class RequestBuilder:
         if not s.batch.enabled:
             for u in units:
                 yield Call(self.stream, s.endpoint_id, s.method, u.path, s.headers, u.body, [u],
-                           u.lookup, s.lookup_before_create)
+                           u.lookup, s.lookup_before_create, s.mode, u.match, s.update_path,
+                           s.read_only)
             return
         open_batches: dict[tuple[str, Any], tuple[list[Unit], int]] = {}
         for u in units:

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,8 +27,9 @@ _SUBDOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _STREAM_KEYS = frozenset({
     "endpoint", "method", "path", "url", "content_format", "path_params", "keep_path_params",
     "exclude_attributes", "include_attributes", "headers", "batch", "on_error",
-    "lookup_before_create",
+    "lookup_before_create", "mode", "match_on", "unflatten", "unflatten_separator",
 })
+MODES = ("create", "update", "upsert")
 _BATCH_KEYS = frozenset({"enabled", "size", "grouping", "group_by", "wrap_key", "pluck"})
 ON_ERROR_CHOICES = ("fail", "continue")
 #: The name `meltano config test` uses for its probe stream.
@@ -72,6 +74,11 @@ class StreamSettings:
     on_error: str = "fail"
     lookup: Lookup | None = None
     lookup_before_create: bool = False
+    mode: str = "create"
+    match_on: str | None = None
+    update_path: str | None = None
+    read_only: tuple[str, ...] = ()
+    unflatten_separator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +236,7 @@ def _pos_number(config: Mapping[str, Any], key: str, default: float, errors: lis
     value = config.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or value <= 0:
         errors.append(f"{key}: must be a number > 0, got {value!r}")
         return default
     return float(value)
@@ -352,6 +359,27 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
     except ConfigError as exc:
         errors.extend(exc.errors)
     include = raw.get("include_attributes")
+    mode = _choice(raw.get("mode", "create"), MODES, f"{where}.mode", errors)
+    match_on = raw.get("match_on")
+    sync = template.sync if template else None
+    if mode != "create":
+        if template is None or sync is None or template.lookup is None:
+            with_sync = sorted(t.id for t in TEMPLATES.values() if t.sync)
+            errors.append(f"{where}.mode: '{mode}' needs a create template that Gorgias can "
+                          f"look up ({', '.join(with_sync)})")
+        else:
+            keys = template.lookup.keys
+            match_on = match_on or keys[0]
+            if match_on not in keys:
+                errors.append(f"{where}.match_on: {template.id} can match on "
+                              f"{' or '.join(keys)}, got {match_on!r}")
+    elif match_on is not None:
+        errors.append(f"{where}.match_on: only used with mode update or upsert")
+    if mode != "create" and isinstance(raw.get("batch"), Mapping) and raw["batch"].get("enabled"):
+        errors.append(f"{where}: mode '{mode}' sends one record at a time; turn batch off")
+    separator = raw.get("unflatten_separator", "__") if raw.get("unflatten") else None
+    if separator is not None and not (isinstance(separator, str) and separator):
+        errors.append(f"{where}.unflatten_separator: must be a non-empty string")
     batch = _batch(raw.get("batch"), template.batch if template else {}, f"{where}.batch", errors)
     return StreamSettings(
         key=key,
@@ -371,6 +399,11 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
                          f"{where}.on_error", errors),
         lookup=template.lookup if template and method == "POST" else None,
         lookup_before_create=bool(raw.get("lookup_before_create", default_lookup)),
+        mode=mode,
+        match_on=match_on if mode != "create" else None,
+        update_path=sync.update_path if sync and mode != "create" else None,
+        read_only=sync.read_only if sync and mode != "create" else (),
+        unflatten_separator=separator,
     )
 
 

@@ -122,3 +122,16 @@ def test_header_errors(raw, expected):
         parse_headers(raw, "request_headers")
     assert expected in str(info.value)
     assert "request_headers" in str(info.value)
+
+
+def test_fractional_numbers_from_a_config_file(tmp_path):
+    """The SDK reads config files with Decimal floats: 2.5 s must be accepted."""
+    import json
+    import subprocess
+
+    from tests.support import CLI
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({**BASE, "timeout": 2.5, "rate_limit_window": 1.5, "streams": {}}))
+    proc = subprocess.run([CLI, "--config", str(cfg)], input="", capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
