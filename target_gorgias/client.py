@@ -54,10 +54,11 @@ class Result:
     fatal: bool = False
     found_by_lookup: bool = False
     note: str | None = None
+    sync_outcome: str | None = None  # created | updated | unchanged | skipped (sync modes)
 
     @property
     def ok(self) -> bool:
-        """True when Gorgias confirmed the call."""
+        """True when Gorgias confirmed the call (or a sync mode decided no write was due)."""
         return self.outcome == "delivered"
 
     @property
@@ -179,19 +180,25 @@ class GorgiasClient:
         """Set it and no new request starts; requests in flight finish."""
         return self.pacer.stop
 
-    def submit(self, call: Call, on_done: Callable[[Result], None]) -> Future[Result]:
-        """Send ``call`` on the shared pool; ``on_done`` runs in the worker with the result."""
+    def submit(self, call: Call, on_done: Callable[[Result], None],
+               handler: Callable[[Call], Result] | None = None) -> Future[Result]:
+        """Send ``call`` on the shared pool; ``on_done`` runs in the worker with the result.
+
+        ``handler`` replaces ``send`` (the sync modes look up before they write).
+        """
+        send = handler or self.send
 
         def run() -> Result:
-            result = self.send(call)
+            result = send(call)
             on_done(result)
             return result
 
         return self._pool.submit(run)
 
-    def send_all(self, calls: Iterable[Call], on_done: Callable[[Result], None]) -> list[Result]:
+    def send_all(self, calls: Iterable[Call], on_done: Callable[[Result], None],
+                 handler: Callable[[Call], Result] | None = None) -> list[Result]:
         """Send every call (concurrently, up to the pool size) and wait for all of them."""
-        futures = [self.submit(c, on_done) for c in calls]
+        futures = [self.submit(c, on_done, handler) for c in calls]
         return [f.result() for f in futures]
 
     def close(self) -> None:

@@ -82,13 +82,17 @@ class Summary:
         self.delivered: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.built: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
 
-    def add(self, stream: str, *, delivered: int = 0, failed: int = 0, built: int = 0) -> None:
-        """Count records of ``stream``."""
+    def add(self, stream: str, *, delivered: int = 0, failed: int = 0, built: int = 0,
+            outcome: str | None = None) -> None:
+        """Count records of ``stream`` (and their sync-mode outcome, if any)."""
         with self._lock:
             self.delivered[stream] += delivered
             self.failed[stream] += failed
             self.built[stream] += built
+            if outcome:
+                self.outcomes[outcome] += delivered
 
     def line(self) -> str:
         """``12 delivered, 1 failed (customers: 12 delivered; tickets: 1 failed)``."""
@@ -99,6 +103,9 @@ class Summary:
             for s in streams
         )
         total = f"{sum(self.delivered.values())} delivered, {sum(self.failed.values())} failed"
+        if self.outcomes:
+            total += " - " + ", ".join(
+                f"{self.outcomes[o]} {o}" for o in ("created", "updated", "unchanged", "skipped"))
         return f"{total} ({per})" if per else total
 
 

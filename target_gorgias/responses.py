@@ -44,6 +44,8 @@ RESPONSE_SCHEMA: dict[str, Any] = {
         "duration_ms": {"type": "integer"},
         "sent_at": {"type": ["string", "null"], "format": "date-time"},
         "dry_run": {"type": "boolean"},
+        "outcome": {"type": ["string", "null"],
+                    "enum": ["created", "updated", "unchanged", "skipped", None]},
         "request": {
             "type": ["object", "null"],
             "properties": {"method": {"type": "string"}, "url": {"type": "string"},
@@ -102,6 +104,7 @@ class Output:
             "duration_ms": result.duration_ms,
             "sent_at": result.sent_at or None,
             "dry_run": dry_run,
+            "outcome": result.sync_outcome,
         }
         if self.include_request or dry_run:
             record["request"] = {"method": call.method, "url": result.url,

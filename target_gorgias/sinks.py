@@ -87,7 +87,8 @@ class GorgiasSink(BatchSink):
                                          dry_run=True)
                 self.run.tracker.settle([u.seq for u in call.units])
             return
-        self.run.client.send_all(calls, self._done)
+        handler = self.run.syncer.send if self.settings.mode != "create" else None
+        self.run.client.send_all(calls, self._done, handler)
         self.run.raise_if_failed()
 
     def _done(self, result: Result) -> None:

@@ -38,6 +38,7 @@ from target_gorgias.settings import (
     load_settings,
 )
 from target_gorgias.sinks import GorgiasSink
+from target_gorgias.sync import Syncer
 
 #: While calls complete, safe state is written at most this often (seconds), so a crash
 #: re-sends little. The SDK itself writes state only after a full drain.
@@ -87,6 +88,10 @@ _STREAM_SCHEMA = {
         "batch": _BATCH_SCHEMA,
         "on_error": {"type": "string", "enum": list(ON_ERROR_CHOICES)},
         "lookup_before_create": {"type": "boolean"},
+        "mode": {"type": "string", "enum": ["create", "update", "upsert"]},
+        "match_on": {"type": "string"},
+        "unflatten": {"type": "boolean"},
+        "unflatten_separator": {"type": "string"},
     },
 }
 
@@ -111,7 +116,8 @@ def _config_schema() -> dict:
                                               "additionalProperties": _STREAM_SCHEMA}),
                     description="Per stream (name or glob such as 'orders_*'): an endpoint "
                                 "template or a manual method + path, with path_params, "
-                                "exclude_attributes, headers, batch, on_error."),
+                                "exclude_attributes, headers, batch, on_error, mode "
+                                "(create/update/upsert) + match_on, unflatten."),
         th.Property("dry_run", th.BooleanType, default=False,
                     description="Build every request, send none; print the first "
                                 "dry_run_sample requests in full and count the rest."),
@@ -173,6 +179,7 @@ class Run:
             max_retries=settings.max_retries, max_concurrency=settings.max_concurrency,
             ca_bundle=settings.ca_bundle, logger=logger,
         )
+        self.syncer = Syncer(self.client)
         self.dry_run = DryRun(
             base_url=settings.base_url, auth_kind=settings.auth_kind, headers=settings.headers,
             sample=settings.dry_run_sample, logger=logger,
@@ -242,8 +249,11 @@ class Run:
         seqs = [u.seq for u in units]
         if result.ok:
             if result.note:
-                self.logger.warning("Stream '%s': %s", sink.stream_name, result.note)
-            self.summary.add(sink.stream_name, delivered=len(units))
+                log = self.logger.info if result.sync_outcome == "skipped" else \
+                    self.logger.warning
+                log("Stream '%s', record %s: %s", sink.stream_name,
+                    ", ".join(map(str, result.call.positions)), result.note)
+            self.summary.add(sink.stream_name, delivered=len(units), outcome=result.sync_outcome)
             self.tracker.settle(seqs)
             self.maybe_emit_state()
             return
@@ -356,29 +366,31 @@ class TargetGorgias(Target):
         sys.exit(target.run_cli(file_input))
 
     def run_cli(self, file_input: t.IO[str] | None) -> int:
-        """Read all input, deliver it, emit safe state; return the exit code."""
-        code = 0
+        """Read all input, deliver it, emit safe state; return the exit code.
+
+        On failure the error is the last line logged (after the summary): Meltano shows a
+        loader's last line as the reason it failed.
+        """
+        code, error = 0, ""
         try:
             self.listen(file_input)
         except Terminated as exc:
-            code = 128 + exc.signum
-            self.logger.error("Run %s", exc)
+            code, error = 128 + exc.signum, f"Run {exc}"
         except (TargetFailure, RecordError, InvalidInputLine) as exc:
-            code = 1
-            self.logger.error("Run failed: %s", exc)
+            code, error = 1, f"Run failed: {exc}"
         except RecordsWithoutSchemaException as exc:
-            code = 1
-            self.logger.error("Run failed at %s: a RECORD came before its stream's SCHEMA (%s)",
-                              self._where(), _one_line(exc))
+            code, error = 1, (f"Run failed at {self._where()}: a RECORD came before its "
+                              f"stream's SCHEMA ({_one_line(exc)})")
         except Exception as exc:
-            code = 1
             self.logger.debug("Traceback of the failure", exc_info=True)
-            self.logger.error("Run failed at %s: %s", self._where(), _one_line(exc))
+            code, error = 1, f"Run failed at {self._where()}: {_one_line(exc)}"
         finally:
             self.run.client.close()
         if code:
             self._write_state_message({})
         self._log_summary(code)
+        if error:
+            self.logger.error("%s", error)
         return code
 
     def _where(self) -> str:

@@ -1,0 +1,88 @@
+"""Sync modes: ``update`` and ``upsert`` beside a create template.
+
+Each record is looked up by its ``match_on`` field with the list endpoint's filter; then it
+is created (upsert, nothing found), updated (``PUT {update_path}`` without the fields the
+update cannot take), left alone (``unchanged``: nothing differs) or skipped (update mode,
+nothing found). Lookups are paced like every call and cached for the run, including
+resources created earlier in the same run, so a key repeated in one run is created once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+from urllib.parse import urlencode
+
+from target_gorgias.client import GorgiasClient, Result
+from target_gorgias.request_builder import Call, path_segment, to_json
+
+_UNKNOWN = object()
+
+
+def unchanged(update: dict[str, Any], found: dict[str, Any]) -> bool:
+    """True when every field the update would send already has that value."""
+    return all(found.get(k) == v for k, v in update.items())
+
+
+class Syncer:
+    """Runs ``mode: update | upsert`` calls; thread-safe; one per process."""
+
+    def __init__(self, client: GorgiasClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._found: dict[tuple[str, str, str], Any] = {}
+        self._key_locks: dict[tuple[str, str, str], threading.Lock] = {}
+
+    def _key_lock(self, key: tuple[str, str, str]) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def send(self, call: Call) -> Result:
+        """Look up, then create / update / leave unchanged / skip. Never raises."""
+        assert call.match is not None and call.update_path is not None
+        field, value = call.match
+        key = (call.path, field, value)
+        with self._key_lock(key):
+            found = self._found.get(key, _UNKNOWN)
+            if found is _UNKNOWN:
+                lookup = Call(call.stream, "lookup", "GET",
+                              f"{call.path}?{urlencode({field: value})}", {}, None)
+                res = self.client.send(lookup)
+                data = res.body.get("data") if isinstance(res.body, dict) else None
+                if not res.ok or not isinstance(data, list):
+                    res.call = call
+                    res.outcome = "failed" if res.outcome != "not_sent" else "not_sent"
+                    res.note = f"lookup by {field} failed: {res.note or res.status_code}"
+                    return res
+                found = data[0] if data else None
+            result = self._write(call, found)
+            if result.ok and isinstance(result.body, dict) and result.body.get("id") is not None:
+                self._found[key] = result.body
+            return result
+
+    def _write(self, call: Call, found: dict[str, Any] | None) -> Result:
+        field, value = call.match or ("", "")
+        if found is None:
+            if call.mode == "update":
+                return Result(call=call, outcome="delivered", sync_outcome="skipped",
+                              url=self.client.base_url + call.path,
+                              note=f"nothing matches {field}={value}: skipped (mode update)")
+            result = self.client.send(call)
+            result.sync_outcome = "created" if result.ok else None
+            return result
+        body = json.loads(call.body) if call.body else {}
+        update = {k: v for k, v in body.items() if k not in call.read_only}
+        if unchanged(update, found):
+            return Result(call=call, outcome="delivered", sync_outcome="unchanged", body=found,
+                          url=self.client.base_url + call.path)
+        assert call.update_path is not None
+        path = call.update_path.replace("{id}", path_segment(found.get("id")))
+        put = Call(call.stream, call.endpoint_id, "PUT", path, call.headers,
+                   to_json(update).encode("utf-8"), call.units)
+        result = self.client.send(put)
+        if result.ok:
+            result.sync_outcome = "updated"
+            if not isinstance(result.body, dict) or result.body.get("id") is None:
+                result.body = {**found, **update}
+        return result
