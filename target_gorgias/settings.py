@@ -106,6 +106,7 @@ class Settings:
     ca_bundle: str | None = None
     max_body_bytes: int = 1024 * 1024
     lookup_before_create: bool = False
+    record_limit: int | None = None
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -456,6 +457,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         ca_bundle=str(ca_bundle) if ca_bundle else None,
         max_body_bytes=_pos_int(config, "max_body_bytes", 1024 * 1024, errors),
         lookup_before_create=bool(config.get("lookup_before_create", False)),
+        record_limit=(_pos_int(config, "record_limit", 0, errors)
+                      if config.get("record_limit") is not None else None),
     )
     if errors:
         raise ConfigError(errors)

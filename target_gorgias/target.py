@@ -151,6 +151,10 @@ def _config_schema() -> dict:
                     description="CA bundle file for a private CA (TLS is always verified)."),
         th.Property("max_body_bytes", th.IntegerType, default=1048576,
                     description="Largest JSON body sent; a bigger record is rejected."),
+        th.Property("record_limit", th.IntegerType,
+                    description="Take only the first N records of the input and emit no "
+                                "state: with dry_run a preview of the exact requests, "
+                                "without it a send-test of N real records."),
         th.Property("lookup_before_create", th.BooleanType, default=False,
                     description="Before each create whose record has a lookup key (tickets: "
                                 "external_id; customers and users: email or external_id), "
@@ -185,13 +189,19 @@ class Run:
             sample=settings.dry_run_sample, logger=logger,
         ) if settings.dry_run else None
         self.current_seq = -1
+        self.records_seen = 0
+        self.records_ignored = 0
         self.failure: str | None = None
         self._lock = threading.Lock()
         self._state_emitted_at = time.monotonic()
 
     def emit_state(self) -> None:
-        """Write the newest state whose records are all delivered (never in a dry run)."""
-        if self.dry_run is None:
+        """Write the newest state whose records are all delivered.
+
+        Never in a dry run, nor with ``record_limit`` (the records after the limit were not
+        delivered, so no state may claim them).
+        """
+        if self.dry_run is None and self.settings.record_limit is None:
             self.output.state(self.tracker.safe_state())
 
     def maybe_emit_state(self) -> None:
@@ -327,6 +337,12 @@ class TargetGorgias(Target):
         if not isinstance(rec, dict):
             kind = "missing" if rec is None else f"a JSON {type(rec).__name__}, not an object"
             raise InvalidInputLine(f"{self._where()}: the RECORD's 'record' is {kind}")
+        limit = self.run.settings.record_limit
+        if limit is not None:
+            self.run.records_seen += 1
+            if self.run.records_seen > limit:
+                self.run.records_ignored += 1
+                return
         seq = self.run.tracker.begin_record()
         self.run.current_seq = seq
         super()._process_record_message(message_dict)
@@ -399,6 +415,10 @@ class TargetGorgias(Target):
 
     def _log_summary(self, code: int) -> None:
         run = self.run
+        if run.settings.record_limit is not None:
+            self.logger.info("record_limit %d: took the first %d records, ignored %d; "
+                             "no state emitted", run.settings.record_limit,
+                             run.records_seen - run.records_ignored, run.records_ignored)
         if run.dry_run is not None:
             self.logger.info("%s", run.dry_run.summary())
             self.logger.info("DRY RUN: no state emitted (nothing was delivered)")

@@ -120,3 +120,21 @@ def test_unflatten_collision_is_a_record_error(fake_gorgias, tmp_path):
                            record("c", {"meta": "x", "meta.tier": "gold"})], tmp_path)
     assert res.returncode == 1
     assert "stream 'c', record 1: cannot unflatten: 'meta.tier' collides" in res.stderr
+
+
+def test_preview_then_send_test_of_the_first_records(fake_gorgias, tmp_path):
+    """record_limit + dry_run previews the exact requests; without dry_run sends only those."""
+    rows = [{"email": f"p{i}@x.io", "name": f"P{i}"} for i in range(50)]
+    base = config(fake_gorgias.base_url, {"people": {"endpoint": "create_customer"}},
+                  record_limit=3)
+    preview = run_target({**base, "dry_run": True}, customers(rows), tmp_path)
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stderr.count("DRY RUN request") == 3
+    assert '"email": "p2@x.io"' in preview.stderr and "p3@x.io" not in preview.stderr
+    assert "took the first 3 records, ignored 47" in preview.stderr
+    assert fake_gorgias.requests == [] and preview.stdout == ""
+    sent = run_target(base, customers(rows), tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    assert sorted(c["email"] for c in fake_gorgias.store["customers"].values()) == [
+        "p0@x.io", "p1@x.io", "p2@x.io"]
+    assert sent.stdout == ""  # a send-test never moves the bookmark
