@@ -27,3 +27,26 @@ def test_demo_script_loads_the_example(tmp_path):
         assert expected in out, out
     assert '"labels":{"replication_key_value":"shipping-label"}' in out
     assert "fake-api-key" not in proc.stderr
+
+
+def test_orders_to_tickets_example(fake_gorgias, tmp_path):
+    """examples/orders: flat Shopify-like orders become tickets with their first message."""
+    from tests.support import CLI
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text((ROOT / "examples" / "orders" / "orders-to-tickets.json").read_text()
+                   .replace("http://127.0.0.1:8080", fake_gorgias.base_url))
+    for run in range(2):  # the second run is the daily re-run: nothing new is created
+        with (ROOT / "examples" / "orders" / "orders.singer").open() as src:
+            proc = subprocess.run([CLI, "--config", str(cfg)], stdin=src, capture_output=True,
+                                  text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+        expected = "2 created, 0 updated, 0 unchanged" if run == 0 else \
+            "0 created, 0 updated, 2 unchanged"
+        assert expected in proc.stderr, proc.stderr
+    tickets = {t["external_id"]: t for t in fake_gorgias.store["tickets"].values()}
+    assert sorted(tickets) == ["order-5001", "order-5003"]
+    assert tickets["order-5001"]["customer"] == {"email": "ada@example.com", "name": "Ada Lovelace"}
+    assert tickets["order-5001"]["meta"] == {"order_total": "129.95"}
+    bodies = sorted(m["body_text"] for m in fake_gorgias.store["messages"].values())
+    assert bodies == ["The mug arrived broken, please refund.", "Wrong size, I would like a refund."]
