@@ -3,17 +3,10 @@
 # Gorgias server on 127.0.0.1, load examples/demo.singer, and show what the server now holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PORT=${PORT:-8080}
-
-[ -x .venv/bin/target-gorgias ] || { python3 -m venv .venv && .venv/bin/python -m pip install --quiet -e .; }
-
-.venv/bin/python -m target_gorgias.fake_server --port "$PORT" > /tmp/target-gorgias-demo-server.log 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 50); do grep -q "listening" /tmp/target-gorgias-demo-server.log 2>/dev/null && break; sleep 0.1; done
+source examples/fake_server.sh
 
 echo "== target-gorgias: loading examples/demo.singer into the fake Gorgias at http://127.0.0.1:$PORT"
-sed "s#http://127.0.0.1:8080#http://127.0.0.1:$PORT#" examples/demo-config.json > /tmp/target-gorgias-demo-config.json
+fake_config examples/demo-config.json > /tmp/target-gorgias-demo-config.json
 .venv/bin/target-gorgias --config /tmp/target-gorgias-demo-config.json < examples/demo.singer > /tmp/target-gorgias-demo-state.json
 
 echo "== state emitted (what Meltano would store):"

@@ -50,3 +50,15 @@ def test_orders_to_tickets_example(fake_gorgias, tmp_path):
     assert tickets["order-5001"]["meta"] == {"order_total": "129.95"}
     bodies = sorted(m["body_text"] for m in fake_gorgias.store["messages"].values())
     assert bodies == ["The mug arrived broken, please refund.", "Wrong size, I would like a refund."]
+
+
+def test_chaining_script(tmp_path):
+    env = {**os.environ, "PORT": str(free_port())}
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "chaining" / "run.sh")],
+                          capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import json
+    msgs = [json.loads(line) for line in proc.stdout.splitlines()]
+    records = [m["record"] for m in msgs if m["type"] == "RECORD"]
+    assert sorted(r["response"]["external_id"] for r in records) == ["welcome-101", "welcome-102"]
+    assert all(r["ok"] and r["stream"] == "welcome_tickets" for r in records)
