@@ -28,21 +28,19 @@ class StateTracker:
         self._safe: Any = None
 
     def begin_record(self) -> int:
-        """A RECORD message was read: its sequence number (open until ``end_record``)."""
-        with self._lock:
-            seq = self._next_seq
-            self._next_seq += 1
-            self._open[seq] = 1
-            return seq
+        """A RECORD message was read: its sequence number. Called by the reading thread only.
+
+        The record needs no entry while it is being processed: every STATE that could cover
+        it is read after it, and units it produces are added with ``add_unit``.
+        """
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        return seq
 
     def add_unit(self, seq: int) -> None:
-        """Record ``seq`` produced one more unit of work that must settle."""
+        """Record ``seq`` produced one unit of work that must settle before state passes it."""
         with self._lock:
-            self._open[seq] += 1
-
-    def end_record(self, seq: int) -> None:
-        """Every sink has taken record ``seq`` (units it produced are still open)."""
-        self.settle([seq])
+            self._open[seq] = self._open.get(seq, 0) + 1
 
     def settle(self, seqs: list[int]) -> None:
         """Units of these records were delivered or reported as failed."""

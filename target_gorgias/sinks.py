@@ -80,12 +80,14 @@ class GorgiasSink(BatchSink):
             return
         calls = self.builder.calls(units)
         if self.run.dry_run is not None:
+            show, output = self.run.dry_run.show, self.run.output
             for call in calls:
-                self.run.dry_run.show(call)
-                self.run.output.response(Result(call=call, outcome="dry_run",
-                                                url=self.run.settings.base_url + call.path),
-                                         dry_run=True)
-                self.run.tracker.settle([u.seq for u in call.units])
+                show(call)
+                if output.emit_responses:
+                    output.response(Result(call=call, outcome="dry_run",
+                                           url=self.run.settings.base_url + call.path),
+                                    dry_run=True)
+            self.run.tracker.settle([u.seq for u in units])
             return
         handler = self.run.syncer.send if self.settings.mode != "create" else None
         self.run.client.send_all(calls, self._done, handler)

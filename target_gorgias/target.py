@@ -346,7 +346,6 @@ class TargetGorgias(Target):
         seq = self.run.tracker.begin_record()
         self.run.current_seq = seq
         super()._process_record_message(message_dict)
-        self.run.tracker.end_record(seq)
 
     def _process_state_message(self, message_dict: dict) -> None:
         super()._process_state_message(message_dict)
