@@ -431,6 +431,21 @@ class TargetGorgias(Target):
         )
 
 
+class _NoSchemaDump(logging.Filter):
+    """Drop the SDK's DEBUG dump of the whole config schema at start-up.
+
+    It is noise, and it holds the word "error" (the ``on_error`` setting): ``meltano config
+    test`` fails a loader if any output line contains that word, at any log level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the schema dump only."""
+        return not str(record.msg).startswith("Validating config using jsonschema")
+
+
+logging.getLogger(TargetGorgias.name).addFilter(_NoSchemaDump())
+
+
 def _one_line(exc: BaseException) -> str:
     """The exception as one line (SDK validation errors carry no stream: the caller adds it)."""
     text = " ".join(str(exc).split()) or type(exc).__name__

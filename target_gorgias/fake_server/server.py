@@ -181,11 +181,13 @@ class FakeGorgias:
             self._bucket.add(int(n))
 
     def stats(self) -> dict[str, Any]:
-        """Counts of requests and statuses, concurrency, the bucket and the store."""
+        """Counts of requests and answered statuses ("0": dropped), concurrency, the bucket
+        and the store."""
         with self._lock:
             return {
                 "requests": len(self._log),
-                "status_counts": dict(Counter(str(r["status"]) for r in self._log)),
+                "status_counts": dict(Counter(str(r["status"]) for r in self._log
+                                              if r["status"] is not None)),
                 "max_concurrent": self._max_in_flight,
                 "in_flight": self._in_flight,
                 "faults_applied": sum(1 for r in self._log if r["fault"]),
