@@ -20,9 +20,26 @@ from target_gorgias.request_builder import Call, path_segment, to_json
 _UNKNOWN = object()
 
 
+def matches(sent: Any, found: Any) -> bool:
+    """True when ``found`` already holds everything ``sent`` would write.
+
+    Objects compare on the keys sent only (Gorgias returns a ticket's ``customer`` in full
+    where the record said ``{"email": ...}``); lists compare item by item.
+    """
+    if isinstance(sent, dict):
+        return isinstance(found, dict) and all(
+            k in found and matches(v, found[k]) for k, v in sent.items())
+    if isinstance(sent, list):
+        return (isinstance(found, list) and len(sent) == len(found)
+                and all(matches(a, b) for a, b in zip(sent, found, strict=True)))
+    return bool(sent == found and type(sent) is type(found)) or (
+        isinstance(sent, (int, float)) and not isinstance(sent, bool)
+        and isinstance(found, (int, float)) and not isinstance(found, bool) and sent == found)
+
+
 def unchanged(update: dict[str, Any], found: dict[str, Any]) -> bool:
     """True when every field the update would send already has that value."""
-    return all(found.get(k) == v for k, v in update.items())
+    return matches(update, found)
 
 
 class Syncer:

@@ -138,3 +138,17 @@ def test_preview_then_send_test_of_the_first_records(fake_gorgias, tmp_path):
     assert sorted(c["email"] for c in fake_gorgias.store["customers"].values()) == [
         "p0@x.io", "p1@x.io", "p2@x.io"]
     assert sent.stdout == ""  # a send-test never moves the bookmark
+
+
+def test_unchanged_compares_only_what_is_sent():
+    from target_gorgias.sync import matches
+
+    found = {"id": 5, "status": "open", "customer": {"id": 9, "email": "a@x.io", "name": "A"},
+             "tags": [{"id": 1, "name": "vip", "usage": 3}], "n": 2.0}
+    assert matches({"status": "open", "customer": {"email": "a@x.io"},
+                    "tags": [{"name": "vip"}], "n": 2}, found)
+    assert not matches({"customer": {"email": "b@x.io"}}, found)
+    assert not matches({"tags": [{"name": "vip"}, {"name": "new"}]}, found)
+    assert not matches({"status": "closed"}, found)
+    assert not matches({"missing": None}, found)
+    assert not matches({"n": True}, {"n": 1})
