@@ -52,7 +52,6 @@ class Result:
     url: str = ""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     fatal: bool = False
-    found_by_lookup: bool = False
     note: str | None = None
     sync_outcome: str | None = None  # created | updated | unchanged | skipped (sync modes)
 
@@ -343,7 +342,6 @@ class GorgiasClient:
         result.body = data[0]
         result.error = None
         result.outcome = "delivered"
-        result.found_by_lookup = True
         return True
 
     def probe(self) -> Result:

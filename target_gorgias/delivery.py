@@ -79,16 +79,14 @@ class Summary:
         self._lock = threading.Lock()
         self.delivered: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
-        self.built: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
 
-    def add(self, stream: str, *, delivered: int = 0, failed: int = 0, built: int = 0,
+    def add(self, stream: str, *, delivered: int = 0, failed: int = 0,
             outcome: str | None = None) -> None:
         """Count records of ``stream`` (and their sync-mode outcome, if any)."""
         with self._lock:
             self.delivered[stream] += delivered
             self.failed[stream] += failed
-            self.built[stream] += built
             if outcome:
                 self.outcomes[outcome] += delivered
 

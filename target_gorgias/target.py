@@ -272,7 +272,7 @@ class Run:
             self.logger.error("Failed (on_error=continue, going on): %s", message)
             self.summary.add(sink.stream_name, failed=len(units))
             for unit in units:
-                body = None if unit.body is None else jsonable_bytes(unit.body)
+                body = None if unit.body is None else json.loads(unit.body)
                 self.dead_letters.write(stream=sink.stream_name, position=unit.position,
                                         record=body, status=result.status_code,
                                         error=result.error, attempts=result.attempts,
@@ -282,11 +282,6 @@ class Run:
             return
         self.summary.add(sink.stream_name, failed=len(units))
         self.fail(message)
-
-
-def jsonable_bytes(data: bytes) -> t.Any:
-    """Decode a JSON body we encoded earlier."""
-    return json.loads(data)
 
 
 class TargetGorgias(Target):
