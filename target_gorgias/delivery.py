@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ class StateTracker:
         self._lock = threading.Lock()
         self._next_seq = 0
         self._open: dict[int, int] = {}
-        self._states: list[tuple[int, Any]] = []
+        self._states: deque[tuple[int, Any]] = deque()
         self._safe: Any = None
 
     def begin_record(self) -> int:
@@ -56,20 +56,24 @@ class StateTracker:
         """A STATE message was read: it covers every record read so far."""
         with self._lock:
             self._states.append((self._next_seq, value))
+            self._advance()
 
     def safe_state(self) -> Any:
         """The newest state whose records are all settled (None if there is none)."""
         with self._lock:
-            watermark = min(self._open) if self._open else self._next_seq
-            keep = 0
-            for i, (covers, value) in enumerate(self._states):
-                if covers <= watermark:
-                    self._safe = value
-                    keep = i + 1
-                else:
-                    break
-            del self._states[:keep]
+            self._advance()
             return self._safe
+
+    def _advance(self) -> None:
+        """Move every state whose records are all settled out of the queue (O(1) amortised).
+
+        Units are added in sequence order and dicts keep insertion order, so the first key
+        of ``_open`` is the oldest unsettled record.
+        """
+        watermark = next(iter(self._open), self._next_seq)
+        states = self._states
+        while states and states[0][0] <= watermark:
+            self._safe = states.popleft()[1]
 
 
 class Summary:

@@ -28,7 +28,6 @@ class GorgiasSink(BatchSink):
         self.settings = settings
         self.builder = RequestBuilder(stream_name, settings, key_properties or [],
                                       self.run.settings.max_body_bytes)
-        self._position = 0
         self._rejected = False
         self.logger.info(
             "Stream '%s' -> %s %s (%s%s)", stream_name, settings.method, settings.path,
@@ -57,10 +56,10 @@ class GorgiasSink(BatchSink):
                 path = list(getattr(cause, "absolute_path", []) or [])
                 fld = ".".join(str(p) for p in path) or None
                 problem = getattr(cause, "message", None) or str(exc)
-                self._position += 1
+                position = self.run.next_position(self.stream_name)
                 self._rejected = True
                 self.run.reject(self, RecordError(
-                    self.stream_name, self._position,
+                    self.stream_name, position,
                     f"does not match the stream's schema: {problem}", fld), record)
                 return record
         self._parse_timestamps_in_record(record=record, schema=self.schema,
@@ -72,10 +71,10 @@ class GorgiasSink(BatchSink):
         if self._rejected:  # failed validation and was reported (on_error: continue)
             self._rejected = False
             return
-        self._position += 1
+        position = self.run.next_position(self.stream_name)
         seq = self.run.current_seq
         try:
-            unit = self.builder.unit(record, seq, self._position)
+            unit = self.builder.unit(record, seq, position)
         except RecordError as exc:
             self.run.reject(self, exc, record)
             return

@@ -189,11 +189,18 @@ class Run:
             sample=settings.dry_run_sample, logger=logger,
         ) if settings.dry_run else None
         self.current_seq = -1
+        self._positions: dict[str, int] = {}
         self.records_seen = 0
         self.records_ignored = 0
         self.failure: str | None = None
         self._lock = threading.Lock()
         self._state_emitted_at = time.monotonic()
+
+    def next_position(self, stream: str) -> int:
+        """The 1-based position of the next record of ``stream`` (across schema changes)."""
+        position = self._positions.get(stream, 0) + 1
+        self._positions[stream] = position
+        return position
 
     def emit_state(self) -> None:
         """Write the newest state whose records are all delivered.

@@ -130,3 +130,25 @@ def test_source_keys_and_lookup():
     u = b.unit({"crm_id": 7, "email": "a@b.c", "external_id": "e1"}, 0, 1)
     assert u.source_key == {"crm_id": 7}
     assert u.lookup == ("/api/customers", {"email": "a@b.c"})
+
+
+def test_state_queue_stays_small_and_waits_for_open_units():
+    from target_gorgias.delivery import StateTracker
+
+    tracker = StateTracker()
+    for i in range(10_000):  # a tap that emits STATE after every record (dry-run-like)
+        seq = tracker.begin_record()
+        tracker.add_unit(seq)
+        tracker.settle([seq])
+        tracker.add_state({"n": i})
+    assert len(tracker._states) == 0 and tracker.safe_state() == {"n": 9999}
+    a = tracker.begin_record()
+    tracker.add_unit(a)
+    tracker.add_state({"n": "a"})
+    b = tracker.begin_record()
+    tracker.add_unit(b)
+    tracker.add_state({"n": "b"})
+    tracker.settle([b])
+    assert tracker.safe_state() == {"n": 9999}  # record a is still open
+    tracker.settle([a])
+    assert tracker.safe_state() == {"n": "b"}
