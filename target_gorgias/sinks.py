@@ -13,7 +13,8 @@ from target_gorgias.request_builder import Call, RecordError, RequestBuilder, Un
 from target_gorgias.validation import FastValidator
 
 if t.TYPE_CHECKING:
-    from target_gorgias.target import Run, TargetGorgias
+    from target_gorgias.run import Run
+    from target_gorgias.target import TargetGorgias
 
 
 class GorgiasSink(BatchSink):
