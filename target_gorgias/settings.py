@@ -284,7 +284,7 @@ def _batch(raw: Any, defaults: Mapping[str, Any], where: str, errors: list[str])
 
 
 def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lookup: bool,
-            errors: list[str]) -> StreamSettings | None:
+            errors: list[str], upsert_by_default: bool = False) -> StreamSettings | None:
     where = f"streams.{key}"
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: must be an object with 'endpoint' or 'method' + 'path'")
@@ -360,7 +360,10 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
     except ConfigError as exc:
         errors.extend(exc.errors)
     include = raw.get("include_attributes")
-    mode = _choice(raw.get("mode", "create"), MODES, f"{where}.mode", errors)
+    default_mode = "create"
+    if upsert_by_default and template is not None and template.sync is not None:
+        default_mode = "upsert"  # the SDK's load_method: upsert, where the template can
+    mode = _choice(raw.get("mode", default_mode), MODES, f"{where}.mode", errors)
     match_on = raw.get("match_on")
     sync = template.sync if template else None
     if mode != "create":
@@ -426,7 +429,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     else:
         for key, raw in streams_raw.items():
             parsed = _stream(str(key), raw, base_url, on_error,
-                             bool(config.get("lookup_before_create", False)), errors)
+                             bool(config.get("lookup_before_create", False)), errors,
+                             upsert_by_default=getattr(config.get("load_method"), "value",
+                                                       config.get("load_method")) == "upsert")
             if parsed:
                 streams[str(key)] = parsed
     default_limit = 80 if auth_kind == "bearer" else 40

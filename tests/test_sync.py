@@ -152,3 +152,14 @@ def test_unchanged_compares_only_what_is_sent():
     assert not matches({"status": "closed"}, found)
     assert not matches({"missing": None}, found)
     assert not matches({"n": True}, {"n": 1})
+
+
+def test_sdk_load_method_upsert_means_upsert_where_possible(fake_gorgias, tmp_path):
+    cfg = config(fake_gorgias.base_url, {"people": {"endpoint": "create_customer"}},
+                 load_method="upsert")
+    rows = [{"email": "a@x.io", "name": "A"}]
+    assert run_target(cfg, customers(rows), tmp_path).returncode == 0
+    again = run_target(cfg, customers(rows), tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "0 created, 0 updated, 1 unchanged, 0 skipped" in again.stderr
+    assert len(fake_gorgias.store["customers"]) == 1
