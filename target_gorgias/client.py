@@ -221,10 +221,9 @@ class GorgiasClient:
                 self._attempt(call, result)
                 break
             except Stopped:
-                if result.attempts == 0:
-                    return result
-                result.outcome = "failed"
-                result.note = (result.note or "") + " (the run stopped before another try)"
+                # The run is stopping: not delivered, not failed either. The record stays
+                # unsettled, so no state passes it and a resumed run sends it again.
+                result.outcome = "not_sent"
                 break
             except _Retry as retry:
                 maybe_applied = maybe_applied or retry.maybe_applied
@@ -243,8 +242,7 @@ class GorgiasClient:
                     self.max_retries + 1, delay, retry.note,
                 )
                 if retry.retry_after is None and self.stop.wait(delay):
-                    result.outcome = "failed"
-                    result.note = f"{retry.note} (the run stopped before another try)"
+                    result.outcome = "not_sent"  # stopping: see above
                     break
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return result

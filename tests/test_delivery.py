@@ -243,3 +243,22 @@ def test_sigkill_then_resume_from_state(fake_gorgias, tmp_path, lookup):
     assert set(counts) == {f"ext-{i}" for i in range(1, total + 1)}  # at least once
     if lookup:
         assert max(counts.values()) == 1  # exactly once
+
+
+def test_sigterm_during_retries_neither_fails_nor_passes_the_record(fake_gorgias, tmp_path):
+    """A record still being retried when SIGTERM arrives is not dead-lettered under
+    on_error: continue, and no state passes it: a resumed run sends it again."""
+    fake_gorgias.add_fault(status=503, count=1000, method="POST")
+    dead = tmp_path / "dead.jsonl"
+    cfg_path = tmp_path / "c.json"
+    cfg_path.write_text(json.dumps(fast(fake_gorgias, on_error="continue", max_retries=8,
+                                        dead_letter_path=str(dead))))
+    proc = _start(cfg_path, tickets_with_state(2))
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Retrying POST /api/tickets" in err
+    assert not dead.exists() or dead.read_text() == ""
+    assert out.strip() == ""
+    assert fake_gorgias.store["tickets"] == {}
