@@ -124,7 +124,7 @@ class Run:
 
     def reject(self, sink: GorgiasSink, exc: RecordError, record: dict) -> None:
         """A record that cannot become a request: report it, then fail or go on."""
-        result = Result(call=sink.failed_call(exc), outcome="failed",
+        result = Result(call=sink.failed_call(exc, record), outcome="failed",
                         url=self.settings.base_url + sink.settings.path, note=str(exc))
         result.error = {"msg": str(exc),
                         "data": {exc.field: [exc.problem]} if exc.field else None}

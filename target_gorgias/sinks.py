@@ -106,8 +106,9 @@ class GorgiasSink(BatchSink):
         """Runs in the HTTP worker thread as soon as a call is answered."""
         self.run.finish(self, result)
 
-    def failed_call(self, exc: RecordError) -> Call:
+    def failed_call(self, exc: RecordError, record: dict) -> Call:
         """A stand-in call for a record that never became a request (for reporting)."""
         s = self.settings
-        unit = Unit(self.run.current_seq, exc.position, s.path, None, {})
+        keys = {k: record.get(k) for k in self.key_properties}
+        unit = Unit(self.run.current_seq, exc.position, s.path, None, keys)
         return Call(self.stream_name, s.endpoint_id, s.method, s.path, s.headers, None, [unit])

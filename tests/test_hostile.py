@@ -271,3 +271,9 @@ def test_schema_invalid_record_under_continue_is_skipped_and_reported(fake_gorgi
     assert "field 'name'" in dead["reason"]
     assert res.stdout_lines == [{"n": 3}]
     assert "2 delivered, 1 failed" in res.stderr
+    res = run_target({**cfg, "emit_responses": True}, [
+        schema("s", {"name": {"type": "string"}}, ["name"]), record("s", {"name": 13})], tmp_path)
+    (bad,) = res.responses
+    assert bad["ok"] is False and bad["source_keys"] == [{"name": 13}]
+    assert bad["error"]["data"] == {"name": ["does not match the stream's schema: 13 is not of "
+                                             "type 'string'"]}
