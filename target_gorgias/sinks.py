@@ -67,6 +67,11 @@ class GorgiasSink(BatchSink):
                                          treatment=self.datetime_error_treatment)
         return record
 
+    def _singer_validate_message(self, record: dict) -> None:
+        """Key-property check, skipped for a record already rejected (it is not sent)."""
+        if not self._rejected:
+            super()._singer_validate_message(record)
+
     def process_record(self, record: dict, context: dict) -> None:
         """Turn the record into a unit now (so bad records fail at once); send it at drain."""
         if self._rejected:  # failed validation and was reported (on_error: continue)

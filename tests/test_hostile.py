@@ -277,3 +277,15 @@ def test_schema_invalid_record_under_continue_is_skipped_and_reported(fake_gorgi
     assert bad["ok"] is False and bad["source_keys"] == [{"name": 13}]
     assert bad["error"]["data"] == {"name": ["does not match the stream's schema: 13 is not of "
                                              "type 'string'"]}
+
+
+def test_invalid_record_without_its_key_under_continue(fake_gorgias, tmp_path):
+    cfg = config(fake_gorgias.base_url, {"s": {"endpoint": "create_tag",
+                                               "exclude_attributes": ["k"]}}, on_error="continue")
+    res = run_target(cfg, [schema("s", {"name": {"type": "string"}, "k": {"type": "integer"}},
+                                  ["k"]),
+                           record("s", {"name": 5}), record("s", {"name": "fine", "k": 1})],
+                     tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "1 delivered, 1 failed" in res.stderr
+    assert [t["name"] for t in fake_gorgias.store["tags"].values()] == ["fine"]
