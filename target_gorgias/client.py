@@ -320,27 +320,41 @@ class GorgiasClient:
         """
         assert call.lookup is not None
         path, params = call.lookup
-        lookup = Call(call.stream, "lookup", "GET", f"{path}?{urlencode(params)}", {}, None)
-        with self._lock:
-            self.stats.lookups += 1
-        found = self.send(lookup)
-        data = found.body.get("data") if isinstance(found.body, dict) else None
-        if not found.ok or not isinstance(data, list) or not data:
+        found, item = self.find(call.stream, path, params)
+        if item is None:
             if not found.ok and found.outcome != "not_sent":
                 self.logger.warning("Stream '%s': lookup %s failed (%s); sending the create",
-                                    call.stream, lookup.path, found.note or found.status_code)
+                                    call.stream, found.call.path,
+                                    found.note or found.status_code)
             return False
         key, value = next(iter(params.items()))
         self.logger.info(
             "Stream '%s': %s already exists in Gorgias (%s=%s, id %s)%s; not sending it again",
-            call.stream, path, key, value, data[0].get("id"),
+            call.stream, path, key, value, item.get("id"),
             " - the earlier try did reach Gorgias" if result.attempts else "",
         )
         result.status_code = 200
-        result.body = data[0]
+        result.body = item
         result.error = None
         result.outcome = "delivered"
         return True
+
+    def find(self, stream: str, path: str, params: dict[str, str]
+             ) -> tuple[Result, dict[str, Any] | None]:
+        """GET a list endpoint filtered by ``params`` (paced, with retries).
+
+        Returns the answer and its first item (None when nothing matches or the lookup
+        failed; an answer without a ``data`` list counts as failed).
+        """
+        with self._lock:
+            self.stats.lookups += 1
+        found = self.send(Call(stream, "lookup", "GET", f"{path}?{urlencode(params)}", {}, None))
+        data = found.body.get("data") if isinstance(found.body, dict) else None
+        if found.ok and not isinstance(data, list):
+            found.outcome, found.note = "failed", "the answer has no 'data' list"
+        if not found.ok or not data:
+            return found, None
+        return found, data[0]
 
     def probe(self) -> Result:
         """``GET /api/account``: the credential check behind ``meltano config test``."""

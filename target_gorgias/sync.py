@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import threading
 from typing import Any
-from urllib.parse import urlencode
 
 from target_gorgias.client import GorgiasClient, Result
 from target_gorgias.request_builder import Call, path_segment, to_json
@@ -63,16 +62,11 @@ class Syncer:
         with self._key_lock(key):
             found = self._found.get(key, _UNKNOWN)
             if found is _UNKNOWN:
-                lookup = Call(call.stream, "lookup", "GET",
-                              f"{call.path}?{urlencode({field: value})}", {}, None)
-                res = self.client.send(lookup)
-                data = res.body.get("data") if isinstance(res.body, dict) else None
-                if not res.ok or not isinstance(data, list):
+                res, found = self.client.find(call.stream, call.path, {field: value})
+                if not res.ok:
                     res.call = call
-                    res.outcome = "failed" if res.outcome != "not_sent" else "not_sent"
                     res.note = f"lookup by {field} failed: {res.note or res.status_code}"
                     return res
-                found = data[0] if data else None
             result = self._write(call, found)
             if result.ok and isinstance(result.body, dict) and result.body.get("id") is not None:
                 self._found[key] = result.body
