@@ -66,7 +66,6 @@ class Output:
         self.include_request = include_request
         self._out = out
         self._lock = threading.Lock()
-        self._schema_written = False
         self._last_state: str | None = None
 
     def _write(self, line: str) -> None:
@@ -74,12 +73,6 @@ class Output:
         with self._lock:
             out.write(line + "\n")
             out.flush()
-
-    def _schema(self) -> None:
-        if not self._schema_written:
-            self._schema_written = True
-            self._write(to_json({"type": "SCHEMA", "stream": self.stream,
-                                 "schema": RESPONSE_SCHEMA, "key_properties": ["request_id"]}))
 
     def response(self, result: Result, *, dry_run: bool = False) -> None:
         """One RECORD for one API call (only when the response stream is on)."""
@@ -118,7 +111,8 @@ class Output:
     def start(self) -> None:
         """Write the response SCHEMA up front, so even an empty run declares the stream."""
         if self.emit_responses:
-            self._schema()
+            self._write(to_json({"type": "SCHEMA", "stream": self.stream,
+                                 "schema": RESPONSE_SCHEMA, "key_properties": ["request_id"]}))
 
     def state(self, value: Any) -> None:
         """Emit state (bare for Meltano, or a STATE message in a full Singer stream)."""
