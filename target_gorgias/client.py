@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +36,9 @@ from target_gorgias.request_builder import Call
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: The longest pause between two tries, whatever Retry-After or the backoff says.
 MAX_WAIT = 120.0
+#: Once the run is stopping (SIGTERM/SIGINT), how long ``close`` waits for requests in
+#: flight before it abandons them (their outcome is unknown: never counted, never settled).
+STOP_GRACE = 3.0
 
 
 @dataclass
@@ -173,6 +177,11 @@ class GorgiasClient:
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency,
                                         thread_name_prefix="gorgias-http")
         self._metrics = metrics.get_metrics_logger()
+        self._futures: set[Future[Result]] = set()
+        #: Requests still running when ``close`` gave up on them (0 after a clean close).
+        self.abandoned = 0
+        #: Set on SIGTERM/SIGINT: ``close`` then waits at most ``STOP_GRACE`` seconds.
+        self.hurry = threading.Event()
 
     @property
     def stop(self) -> threading.Event:
@@ -189,10 +198,19 @@ class GorgiasClient:
 
         def run() -> Result:
             result = send(call)
-            on_done(result)
+            if not self.abandoned:  # an abandoned call's late answer is not accounted
+                on_done(result)
             return result
 
-        return self._pool.submit(run)
+        future = self._pool.submit(run)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[Result]) -> None:
+        with self._lock:
+            self._futures.discard(future)
 
     def send_all(self, calls: Iterable[Call], on_done: Callable[[Result], None],
                  handler: Callable[[Call], Result] | None = None) -> list[Result]:
@@ -200,10 +218,31 @@ class GorgiasClient:
         futures = [self.submit(c, on_done, handler) for c in calls]
         return [f.result() for f in futures]
 
-    def close(self) -> None:
-        """Wait for the requests in flight, then release the pool and connections."""
-        self._pool.shutdown(wait=True, cancel_futures=False)
-        self.session.close()
+    def close(self, grace: float = STOP_GRACE) -> int:
+        """Wait for the requests in flight, then release the pool and connections.
+
+        Once ``hurry`` is set (SIGTERM/SIGINT), waits at most ``grace`` seconds more: a
+        request that still hangs is abandoned, not waited for. Its outcome is unknown, so
+        its result is never accounted (no count, no dead letter, no state past it). Returns
+        how many requests were abandoned; the caller must then end the process without
+        joining the pool's threads (they may hang until ``timeout``).
+        """
+        deadline: float | None = None
+        while True:
+            with self._lock:
+                pending = [f for f in self._futures if not f.done()]
+            if not pending:
+                break
+            if self.hurry.is_set():
+                deadline = deadline or time.monotonic() + grace
+                if time.monotonic() >= deadline:
+                    break
+            wait_futures(pending, timeout=0.1)
+        self.abandoned = len(pending)
+        self._pool.shutdown(wait=not pending, cancel_futures=True)
+        if not pending:
+            self.session.close()
+        return self.abandoned
 
     # -- one call, with its retries ---------------------------------------------------
 
@@ -228,6 +267,11 @@ class GorgiasClient:
             except _Retry as retry:
                 maybe_applied = maybe_applied or retry.maybe_applied
                 result.note = retry.note
+                if self.stop.is_set():
+                    # Stopping: the outcome is unknown, so neither delivered nor failed
+                    # (never dead-lettered); no state passes it and a resumed run resends it.
+                    result.outcome = "not_sent"
+                    break
                 if result.attempts > self.max_retries:
                     result.outcome = "failed"
                     break

@@ -8,13 +8,13 @@ settled: confirmed by Gorgias, or (under ``on_error: continue``) reported as fai
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from target_gorgias.request_builder import jsonable
+from target_gorgias.request_builder import jsonable, to_json
 
 
 class StateTracker:
@@ -115,13 +115,15 @@ class DeadLetters:
     def __init__(self, path: str | None) -> None:
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
+        #: Applied to every line before it is written (removes credentials).
+        self.redact: Callable[[str], str] = str
 
     def write(self, *, stream: str, position: int, record: Any, status: int | None,
               error: Any, attempts: int, reason: str) -> None:
         """Append one failed record."""
         if self.path is None:
             return
-        line = json.dumps({
+        line = to_json({
             "stream": stream,
             "position": position,
             "status": status,
@@ -130,7 +132,8 @@ class DeadLetters:
             "attempts": attempts,
             "failed_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "record": jsonable(record),
-        }, ensure_ascii=False)
+        })
+        line = self.redact(line)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as fh:

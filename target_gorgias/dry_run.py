@@ -6,13 +6,12 @@ state. The Authorization header is always shown redacted.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
 from collections.abc import Mapping
 
-from target_gorgias.request_builder import Call
+from target_gorgias.request_builder import Call, to_json
 
 
 class DryRun:
@@ -47,10 +46,10 @@ class DryRun:
         positions = call.positions
         records = (f"record {positions[0]}" if len(positions) == 1
                    else f"records {positions[0]}..{positions[-1]} ({len(positions)})")
-        text = json.dumps(
+        text = to_json(
             {"method": call.method, "url": self.base_url + call.path, "headers": headers,
              **({"body": body} if call.body is not None else {})},
-            indent=2, ensure_ascii=False,
+            indent=2,
         )
         self.logger.info("DRY RUN request %d (stream '%s', %s):\n%s", number, call.stream,
                          records, text)

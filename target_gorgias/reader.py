@@ -9,6 +9,14 @@ from decimal import Decimal
 from singer_sdk.exceptions import InvalidInputLine
 from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
+#: The keys each Singer message type must carry (``type`` itself is checked first).
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "SCHEMA": ("stream", "schema"),
+    "RECORD": ("stream", "record"),
+    "STATE": ("value",),
+    "ACTIVATE_VERSION": ("stream", "version"),
+}
+
 
 class LineReader(GenericSingerReader[str]):
     """Reads one JSON message per line (numbers as ``Decimal``), counting lines.
@@ -39,6 +47,12 @@ class LineReader(GenericSingerReader[str]):
             )
         stream = message.get("stream")
         self.stream = stream if isinstance(stream, str) else None
+        kind = message.get("type")
+        if kind is None:
+            raise InvalidInputLine(f"{self.where()}: the Singer message has no 'type' key")
+        for key in REQUIRED_KEYS.get(str(kind).upper(), ()):
+            if key not in message:
+                raise InvalidInputLine(f"{self.where()}: the {kind} message has no '{key}' key")
         return message
 
     def where(self) -> str:

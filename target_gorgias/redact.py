@@ -2,10 +2,52 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 REDACTED = "<redacted>"
+
+
+def secret_forms(value: Any, email: Any = None) -> set[str]:
+    """Every printable form of one credential as it came in the config.
+
+    The value raw and trimmed, JSON-escaped, and (with ``email``) base64 of
+    ``email:value`` as HTTP Basic sends it, standard and URL-safe. A value of the wrong
+    type (a number, an object) gives its ``str``/``repr``/JSON text and every leaf.
+    """
+    forms: set[str] = set()
+    if value is None:
+        return forms
+    if isinstance(value, str):
+        texts = {value, value.strip()}
+    else:
+        texts = {str(value), repr(value)}
+        with contextlib.suppress(TypeError, ValueError):
+            texts.add(json.dumps(value))
+        leaves = value.values() if isinstance(value, Mapping) else (
+            value if isinstance(value, (list, tuple)) else ())
+        for leaf in leaves:
+            forms |= secret_forms(leaf)
+    for text in {t.strip() for t in texts}:  # the trimmed text is inside any padded one
+        forms |= {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
+    if isinstance(value, str) and isinstance(email, str):
+        for user in {email, email.strip()}:
+            for text in texts:
+                pair = f"{user}:{text}".encode()
+                forms |= {base64.b64encode(pair).decode(), base64.urlsafe_b64encode(pair).decode()}
+    return {f for f in forms if f.strip()}
+
+
+def config_secrets(config: Mapping[str, Any]) -> set[str]:
+    """Every form of the credentials in a raw config (``api_key``, ``access_token``)."""
+    out: set[str] = set()
+    for key in ("api_key", "access_token"):
+        out |= secret_forms(config.get(key), config.get("email") if key == "api_key" else None)
+    return out
 
 
 class SecretFilter(logging.Filter):
@@ -13,7 +55,7 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.secrets = _ordered(secrets)
 
     def redact(self, text: str) -> str:
         """``text`` with every secret replaced."""
@@ -46,5 +88,10 @@ def install(secrets: Iterable[str]) -> SecretFilter:
         else:
             for f in handler.filters:
                 if isinstance(f, SecretFilter):
-                    f.secrets = sorted(set(f.secrets) | set(flt.secrets), key=len, reverse=True)
+                    f.secrets = _ordered([*f.secrets, *flt.secrets])
     return flt
+
+
+def _ordered(secrets: Iterable[str]) -> list[str]:
+    """Longest first (a form that contains another is replaced whole); short ones dropped."""
+    return sorted({s for s in secrets if s and len(s.strip()) >= 4}, key=len, reverse=True)

@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+import simplejson
+
 from target_gorgias.endpoints import TEMPLATES
 from target_gorgias.settings import StreamSettings
 
@@ -38,34 +40,39 @@ class RecordError(ValueError):
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a valid JSON number")
-        if value == value.to_integral_value():
-            return int(value)
-        return float(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
+    if isinstance(value, (set, frozenset)):
         return list(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     raise TypeError(f"values of type {type(value).__name__} cannot be sent as JSON")
 
 
-_ENCODER = json.JSONEncoder(
-    default=_json_default, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+def to_json(value: Any, indent: int | None = None) -> str:
+    """Encode a record value as JSON: datetimes as ISO 8601, Decimals as the exact number
+    they were read as (``12345678901234567.25`` stays that, never a float); NaN and
+    Infinity raise ``ValueError``."""
+    if indent:
+        return simplejson.dumps(value, default=_json_default, use_decimal=True,
+                                ensure_ascii=False, allow_nan=False, indent=indent)
+    return str(_ENCODER.encode(value))
+
+
+_ENCODER = simplejson.JSONEncoder(
+    default=_json_default, use_decimal=True, ensure_ascii=False, allow_nan=False,
+    separators=(",", ":"),
 )
 
 
-def to_json(value: Any) -> str:
-    """Encode a record value as JSON: datetimes as ISO 8601, Decimals as numbers."""
-    return _ENCODER.encode(value)
+def from_json(text: str | bytes) -> Any:
+    """Decode JSON keeping every non-integer number exact (as ``Decimal``)."""
+    return json.loads(text, parse_float=Decimal)
 
 
 def jsonable(value: Any) -> Any:
-    """A copy of ``value`` made of plain JSON types (for response records and logs)."""
-    return json.loads(to_json(value))
+    """A copy of ``value`` made of plain JSON types (numbers stay exact ``Decimal``s)."""
+    return from_json(to_json(value))
 
 
 def get_path(record: Mapping[str, Any], dotted: str) -> Any:
@@ -205,7 +212,7 @@ class Call:
 
     def body_object(self) -> Any:
         """The body as JSON data (decoded again; used only for display)."""
-        return None if self.body is None else json.loads(self.body)
+        return None if self.body is None else from_json(self.body)
 
 
 class RequestBuilder:
@@ -221,6 +228,9 @@ class RequestBuilder:
         self.sends_body = settings.batch.enabled or settings.method != "DELETE" or (
             template is None or template.id in _DELETE_WITH_BODY
         )
+        #: Bytes a batch adds around its members: ``[`` ``]`` and ``{"wrap_key":`` ``}``.
+        self.batch_overhead = 2 + (len(to_json(settings.batch.wrap_key).encode()) + 3
+                                   if settings.batch.wrap_key else 0)
         path_fields = set(settings.path_params.values())
         self._drop = settings.exclude_attributes + (
             () if settings.keep_path_params else tuple(sorted(path_fields))
@@ -260,10 +270,13 @@ class RequestBuilder:
             data = to_json(value).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise RecordError(self.stream, position, f"cannot be encoded as JSON: {exc}") from None
-        if len(data) > self.max_body_bytes:
+        size = len(data) + (self.batch_overhead if self.settings.batch.enabled else 0)
+        if size > self.max_body_bytes:
             raise RecordError(
                 self.stream, position,
-                f"JSON body is {len(data):,} bytes, over max_body_bytes ({self.max_body_bytes:,})",
+                f"JSON body is {size:,} bytes, over max_body_bytes ({self.max_body_bytes:,})"
+                + (" (batched alone, with its brackets and wrap_key)"
+                   if self.settings.batch.enabled else ""),
             )
         return data
 
@@ -313,7 +326,8 @@ class RequestBuilder:
         """Group units into calls: one per unit, or batches when batching is on.
 
         Units with different rendered paths (or ``group_by`` values) never share a call;
-        a batch closes at ``batch.size`` records or when it would pass ``max_body_bytes``.
+        a batch closes at ``batch.size`` records or when its whole body (brackets, commas
+        and ``wrap_key`` included) would pass ``max_body_bytes``.
         """
         s = self.settings
         if not s.batch.enabled:
@@ -325,12 +339,13 @@ class RequestBuilder:
         open_batches: dict[tuple[str, Any], tuple[list[Unit], int]] = {}
         for u in units:
             key = (u.path, u.group)
-            members, size = open_batches.get(key, ([], 0))
-            part = len(u.body or b"") + 1
+            # size: the exact body length of the open batch (members, commas, overhead).
+            members, size = open_batches.get(key, ([], self.batch_overhead - 1))
+            part = len(u.body or b"null") + 1
             if members and (len(members) >= s.batch.size
-                            or size + part + 64 > self.max_body_bytes):
+                            or size + part > self.max_body_bytes):
                 yield self._batch_call(members)
-                members, size = [], 0
+                members, size = [], self.batch_overhead - 1
             members.append(u)
             open_batches[key] = (members, size + part)
         for members, _ in open_batches.values():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 from target_gorgias.client import Result
@@ -67,6 +68,8 @@ class Output:
         self._out = out
         self._lock = threading.Lock()
         self._last_state: str | None = None
+        #: Applied to every response record line (removes credentials an answer echoes).
+        self.redact: Callable[[str], str] = str
 
     def _write(self, line: str) -> None:
         out = self._out or sys.stdout
@@ -106,7 +109,7 @@ class Output:
             "type": "RECORD", "stream": self.stream, "record": jsonable(record),
             "time_extracted": dt.datetime.now(dt.timezone.utc).isoformat(),
         })
-        self._write(line)
+        self._write(self.redact(line))
 
     def start(self) -> None:
         """Write the response SCHEMA up front, so even an empty run declares the stream."""

@@ -8,7 +8,6 @@ dead letter, state, or stop the run).
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import signal
 import threading
@@ -19,7 +18,7 @@ from target_gorgias.client import GorgiasClient, Result, auth_header
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
 from target_gorgias.pacer import Pacer
-from target_gorgias.request_builder import RecordError
+from target_gorgias.request_builder import RecordError, from_json
 from target_gorgias.responses import Output
 from target_gorgias.settings import Settings
 from target_gorgias.sync import Syncer
@@ -161,7 +160,7 @@ class Run:
             self.logger.error("Failed (on_error=continue, going on): %s", message)
             self.summary.add(sink.stream_name, failed=len(units))
             for unit in units:
-                body = None if unit.body is None else json.loads(unit.body)
+                body = None if unit.body is None else from_json(unit.body)
                 self.dead_letters.write(stream=sink.stream_name, position=unit.position,
                                         record=body, status=result.status_code,
                                         error=result.error, attempts=result.attempts,

@@ -6,9 +6,11 @@ with a message that names the setting (``streams.orders.batch.size: ...``).
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +36,21 @@ _BATCH_KEYS = frozenset({"enabled", "size", "grouping", "group_by", "wrap_key", 
 ON_ERROR_CHOICES = ("fail", "continue")
 #: The name `meltano config test` uses for its probe stream.
 MELTANO_TEST_STREAM = "meltano_test_stream"
+#: Settings the SDK or Meltano may pass to any loader: accepted (and ignored unless the SDK
+#: uses them), never "unknown". The SDK's own built-ins come from the config schema.
+PLATFORM_KEYS = frozenset({
+    "add_record_metadata", "load_method", "batch_size_rows", "validate_records",
+    "flattening_enabled", "flattening_max_depth", "flattening_max_key_length",
+    "flattening_separator", "stream_maps", "stream_map_config", "faker_config",
+    "hard_delete", "default_target_schema", "batch_config",
+    "process_activate_version_messages",
+})
+#: Keys refused with their own message below (so they are not "unknown").
+_REFUSED_KEYS = frozenset({"verify_ssl", "tls_verify"})
+#: The credential settings: never shown in any message.
+SECRET_KEYS = ("api_key", "access_token")
+#: Characters a header value may not hold: controls other than TAB, and DEL.
+_BAD_HEADER_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class ConfigError(ValueError):
@@ -81,6 +98,27 @@ class StreamSettings:
     unflatten_separator: str | None = None
 
 
+def did_you_mean(word: str, choices: Any, n: int = 3) -> str:
+    """`` (did you mean 'dry_run'?)`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(word, sorted(str(c) for c in choices), n=n, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+def unknown_keys(config: Mapping[str, Any], known: Any) -> list[str]:
+    """One error per top-level key that is neither a setting nor a platform key.
+
+    A typo is refused rather than ignored: ``dryrun: true`` must never lead to real writes.
+    """
+    allowed = set(known) | PLATFORM_KEYS | _REFUSED_KEYS
+    errors = []
+    for key in sorted(str(k) for k in config if k not in allowed):
+        hint = did_you_mean(key, set(known) - PLATFORM_KEYS) or " (see --about for the settings)"
+        errors.append(f"{key}: unknown setting{hint}")
+    return errors
+
+
 @dataclass(frozen=True)
 class Settings:
     """The whole target config, checked."""
@@ -107,6 +145,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     lookup_before_create: bool = False
     record_limit: int | None = None
+    #: Start-up notices (e.g. a credential that was trimmed), logged as warnings.
+    notes: tuple[str, ...] = ()
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -169,6 +209,11 @@ def parse_headers(value: Any, where: str) -> dict[str, str]:
             errors.append(f"{where}: a header has an empty name")
         elif any(c in name for c in "\r\n") or any(c in val for c in "\r\n\0"):
             errors.append(f"{where}: header {name!r} contains a line break")
+        elif _BAD_HEADER_CHARS.search(val):
+            errors.append(f"{where}: header {name!r} has a control character in its value")
+        elif not _latin1(val):
+            errors.append(f"{where}: header {name!r} has a value that cannot be sent in an "
+                          "HTTP header (only Latin-1 characters can; percent-encode the rest)")
         elif not _TOKEN.match(name):
             errors.append(f"{where}: header name {name!r} is not a valid HTTP header name")
         elif name.lower() in FORBIDDEN_HEADERS:
@@ -178,6 +223,14 @@ def parse_headers(value: Any, where: str) -> dict[str, str]:
     if errors:
         raise ConfigError(errors)
     return headers
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _base_url(config: Mapping[str, Any], errors: list[str]) -> str:
@@ -206,14 +259,49 @@ def _base_url(config: Mapping[str, Any], errors: list[str]) -> str:
     return ""
 
 
-def _auth(config: Mapping[str, Any], errors: list[str]) -> tuple[str, str | None, str]:
-    email, api_key, token = config.get("email"), config.get("api_key"), config.get("access_token")
+def _credential(config: Mapping[str, Any], key: str, errors: list[str], notes: list[str]
+                ) -> str | None:
+    """A credential setting as a string, trimmed (with a note); never shows the value."""
+    value = config.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        kind = "an object" if isinstance(value, Mapping) else f"a JSON {type(value).__name__}"
+        errors.append(f"{key}: must be a string, got {kind} (the value is not shown)")
+        return None
+    trimmed = value.strip()
+    if trimmed != value:
+        if not trimmed:
+            errors.append(f"{key}: is only whitespace")
+            return None
+        notes.append(f"{key}: leading/trailing whitespace was trimmed (the value is not shown)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in trimmed) or not _latin1(trimmed):
+        errors.append(f"{key}: holds characters that cannot be sent in an HTTP header "
+                      "(the value is not shown)")
+        return None
+    return trimmed
+
+
+def _auth(config: Mapping[str, Any], errors: list[str], notes: list[str]
+          ) -> tuple[str, str | None, str]:
+    email = config.get("email")
+    if isinstance(email, str):
+        email = email.strip() or None
+    elif email is not None:
+        errors.append(f"email: must be a string, got {email!r}")
+        email = None
+    api_key = _credential(config, "api_key", errors, notes)
+    token = _credential(config, "access_token", errors, notes)
     if token and (email or api_key):
         errors.append("access_token and email/api_key: choose exactly one auth method")
     if token:
-        return "bearer", None, str(token)
+        return "bearer", None, token
     if email and api_key:
-        return "basic", str(email), str(api_key)
+        return "basic", str(email), api_key
+    if any(config.get(k) not in (None, "") for k in SECRET_KEYS):
+        if not email and api_key:
+            errors.append("email: required with api_key (HTTP Basic auth)")
+        return "basic", None, ""
     if email or api_key:
         missing = "api_key" if email else "email"
         errors.append(f"{missing}: required with {'email' if email else 'api_key'} (HTTP Basic auth)")
@@ -297,9 +385,10 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
     if raw.get("endpoint") is not None:
         template = TEMPLATES.get(str(raw["endpoint"]))
         if template is None:
+            hint = did_you_mean(str(raw["endpoint"]), TEMPLATES)
             errors.append(
-                f"{where}.endpoint: unknown template {raw['endpoint']!r} "
-                f"(known: {', '.join(sorted(TEMPLATES))})"
+                f"{where}.endpoint: unknown template {raw['endpoint']!r}"
+                + (hint or f" (known: {', '.join(sorted(TEMPLATES))})")
             )
             return None
         if path or raw.get("url"):
@@ -411,11 +500,64 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
     )
 
 
-def load_settings(config: Mapping[str, Any]) -> Settings:
-    """Check ``config`` and build ``Settings``; raise ``ConfigError`` listing every problem."""
+def _dead_letter_path(value: Any, errors: list[str]) -> str | None:
+    """The dead-letter file: a file path (not a directory) whose parent exists or can be
+    created, writable. Nothing is created at start-up."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        errors.append(f"dead_letter_path: must be a file path, got {value!r}")
+        return None
+    path = Path(value).expanduser()
+    if value.endswith(("/", os.sep)) or path.is_dir():
+        errors.append(f"dead_letter_path: {value!r} is a directory; give a file path such as "
+                      f"'{value.rstrip('/')}/dead_letters.jsonl'")
+        return None
+    if path.exists():
+        if not path.is_file() or not os.access(path, os.W_OK):
+            errors.append(f"dead_letter_path: {value!r} is not a writable file")
+            return None
+        return value
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        errors.append(f"dead_letter_path: {value!r} cannot be created: {str(parent)!r} is "
+                      "not a directory")
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        errors.append(f"dead_letter_path: {value!r} cannot be created: {str(parent)!r} is "
+                      "not writable")
+    return value
+
+
+def _ca_bundle(value: Any, errors: list[str]) -> str | None:
+    if value in (None, ""):
+        return None
+    path = Path(str(value)).expanduser()
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        errors.append(f"ca_bundle: {value!r} is not a readable file ({exc.strerror or exc})")
+        return None
+    return str(value)
+
+
+def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
+    """Check ``config`` and build ``Settings``; raise ``ConfigError`` listing every problem.
+
+    ``known``: the top-level setting names; when given, any other key is an error.
+    """
     errors: list[str] = []
+    notes: list[str] = []
+    if known is not None:
+        errors.extend(unknown_keys(config, known))
+    load_method = getattr(config.get("load_method"), "value", config.get("load_method"))
+    if load_method == "overwrite":
+        errors.append("load_method: 'overwrite' has no meaning for Gorgias (nothing can be "
+                      "replaced wholesale); use append-only (create) or upsert")
     base_url = _base_url(config, errors)
-    auth_kind, email, secret = _auth(config, errors)
+    auth_kind, email, secret = _auth(config, errors, notes)
     headers: dict[str, str] = {}
     try:
         headers = parse_headers(config.get("request_headers"), "request_headers")
@@ -430,14 +572,12 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         for key, raw in streams_raw.items():
             parsed = _stream(str(key), raw, base_url, on_error,
                              bool(config.get("lookup_before_create", False)), errors,
-                             upsert_by_default=getattr(config.get("load_method"), "value",
-                                                       config.get("load_method")) == "upsert")
+                             upsert_by_default=load_method == "upsert")
             if parsed:
                 streams[str(key)] = parsed
     default_limit = 80 if auth_kind == "bearer" else 40
-    ca_bundle = config.get("ca_bundle") or None
-    if ca_bundle and not Path(str(ca_bundle)).is_file():
-        errors.append(f"ca_bundle: {ca_bundle!r} is not a readable file")
+    ca_bundle = _ca_bundle(config.get("ca_bundle"), errors)
+    dead_letter_path = _dead_letter_path(config.get("dead_letter_path"), errors)
     if config.get("verify_ssl") is False or config.get("tls_verify") is False:
         errors.append("TLS verification cannot be turned off; use ca_bundle for a private CA")
     settings = Settings(
@@ -455,15 +595,16 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         max_concurrency=_pos_int(config, "max_concurrency", 4, errors),
         max_retries=_pos_int(config, "max_retries", 5, errors, minimum=0),
         on_error=on_error,
-        dead_letter_path=config.get("dead_letter_path") or None,
+        dead_letter_path=dead_letter_path,
         emit_responses=bool(config.get("emit_responses", False)),
         response_stream=str(config.get("response_stream") or "gorgias_responses"),
         response_include_request=bool(config.get("response_include_request", False)),
-        ca_bundle=str(ca_bundle) if ca_bundle else None,
+        ca_bundle=ca_bundle,
         max_body_bytes=_pos_int(config, "max_body_bytes", 1024 * 1024, errors),
         lookup_before_create=bool(config.get("lookup_before_create", False)),
         record_limit=(_pos_int(config, "record_limit", 0, errors)
                       if config.get("record_limit") is not None else None),
+        notes=tuple(notes),
     )
     if errors:
         raise ConfigError(errors)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import sys
+import threading
 import typing as t
+from decimal import Decimal
+from pathlib import Path
 from types import FrameType
 
 from singer_sdk import typing as th
@@ -17,13 +23,16 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.sinks import RecordSink, Sink
 from singer_sdk.target_base import Target
 
+from target_gorgias.client import STOP_GRACE
 from target_gorgias.reader import LineReader
+from target_gorgias.redact import SecretFilter, config_secrets
 from target_gorgias.redact import install as install_redaction
 from target_gorgias.request_builder import RecordError
 from target_gorgias.run import Run, TargetFailure, Terminated
 from target_gorgias.settings import (
     MELTANO_TEST_STREAM,
     ON_ERROR_CHOICES,
+    SECRET_KEYS,
     ConfigError,
     load_settings,
 )
@@ -145,11 +154,15 @@ class TargetGorgias(Target):
     def __init__(self, *, config: t.Any = None, parse_env_config: bool = False,
                  validate_config: bool = True, setup_mapper: bool = True,
                  message_reader: t.Any = None) -> None:
+        self._signals = 0
+        self._listening = False
+        self._terminated: int | None = None
         super().__init__(config=config, parse_env_config=parse_env_config,
                          validate_config=validate_config, setup_mapper=setup_mapper,
                          message_reader=message_reader)
+        install_redaction(config_secrets(self.config))
         try:
-            settings = load_settings(self.config)
+            settings = load_settings(self.config, known=self.config_jsonschema["properties"])
         except ConfigError as exc:
             raise ConfigValidationError("Config validation failed", errors=exc.errors) from None
         self.run = Run(settings, self.logger)
@@ -157,8 +170,44 @@ class TargetGorgias(Target):
         # streams (customers) reach Gorgias before the children that reference them (tickets).
         # Each drain still sends up to max_concurrency requests at once.
         self.max_parallelism = 1
-        install_redaction(self.run.secrets())
+        secrets = install_redaction([*config_secrets(self.config), *self.run.secrets()])
+        self.run.output.redact = secrets.redact
+        self.run.dead_letters.redact = secrets.redact
+        for note in settings.notes:
+            self.logger.warning("%s", note)
         self.run.output.start()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's schema check, with no credential in any message.
+
+        An error about ``api_key``/``access_token`` (e.g. a number instead of a string)
+        names the setting but never its value; every other message is redacted too.
+        """
+        try:
+            return super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            clean = SecretFilter(config_secrets(self._config)).redact
+            errors = []
+            for error in exc.errors:
+                key = next((k for k in SECRET_KEYS if error.endswith(f"in config['{k}']")), None)
+                errors.append(f"{key}: must be a string (the value is not shown)" if key
+                              else clean(error))
+            raise ConfigValidationError("Config validation failed", errors=errors,
+                                        schema=exc.schema) from None
+
+    @classmethod
+    def cb_config(cls, ctx: t.Any, param: t.Any, value: tuple[str, ...]) -> _ConfigInput:
+        """Read the ``--config`` files: a missing file, a directory, text that is not JSON
+        (NaN and Infinity included) or JSON that is not an object is one line naming the
+        file, and exit 1 (no traceback)."""
+        merged: dict[str, t.Any] = {}
+        parse_env = False
+        for name in value:
+            if name == "ENV":
+                parse_env = True
+                continue
+            merged |= _read_config_file(name, cls.logger)
+        return _ConfigInput(config=merged, parse_env=parse_env)
 
     # -- routing ----------------------------------------------------------------------
 
@@ -202,11 +251,33 @@ class TargetGorgias(Target):
         self.run.emit_state()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """SIGTERM/SIGINT: finish requests in flight, start none, emit what was delivered."""
-        self.logger.info("Received signal %d: finishing requests in flight, sending no more",
-                         signum)
-        self.run.client.stop.set()
-        raise Terminated(signum)
+        """SIGTERM/SIGINT: start no request, give those in flight a few seconds, emit what
+        was delivered. A second signal exits at once (still writing the safe state)."""
+        self._signals += 1
+        run = getattr(self, "run", None)
+        if run is None:  # still starting: nothing was sent
+            os._exit(128 + signum)
+        if self._signals > 1:
+            self._exit_now(signum)
+        self.logger.info("Received signal %d: sending no more requests; those in flight get "
+                         "%gs to finish", signum, STOP_GRACE)
+        run.client.stop.set()
+        run.client.hurry.set()
+        self._terminated = signum
+        if self._listening:
+            raise Terminated(signum)
+
+    def _exit_now(self, signum: int) -> t.NoReturn:
+        """Second signal: write the state of what was delivered, then exit without waiting
+        for anything (requests in flight are uncertain: no state passes them)."""
+        self.logger.warning("Received signal %d again: exiting now; requests in flight are "
+                            "abandoned (their outcome is unknown and no state passes them)",
+                            signum)
+        # In a thread: the main thread may hold the stdout lock the signal interrupted.
+        writer = threading.Thread(target=self.run.emit_state, daemon=True)
+        writer.start()
+        writer.join(1.0)
+        _hard_exit(128 + signum)
 
     # -- CLI ----------------------------------------------------------------------------
 
@@ -223,7 +294,10 @@ class TargetGorgias(Target):
         config = config or _ConfigInput()
         target = cls(config=config.config, validate_config=True,
                      parse_env_config=config.parse_env)
-        sys.exit(target.run_cli(file_input))
+        code = target.run_cli(file_input)
+        if target.run.client.abandoned:
+            _hard_exit(code)  # abandoned requests' threads must not be joined at exit
+        sys.exit(code)
 
     def run_cli(self, file_input: t.IO[str] | None) -> int:
         """Read all input, deliver it, emit safe state; return the exit code.
@@ -233,7 +307,11 @@ class TargetGorgias(Target):
         """
         code, error = 0, ""
         try:
-            self.listen(file_input)
+            self._listening = True
+            try:
+                self.listen(file_input)
+            finally:
+                self._listening = False
         except Terminated as exc:
             code, error = 128 + exc.signum, f"Run {exc}"
         except (TargetFailure, RecordError, InvalidInputLine) as exc:
@@ -245,7 +323,15 @@ class TargetGorgias(Target):
             self.logger.debug("Traceback of the failure", exc_info=True)
             code, error = 1, f"Run failed at {self._where()}: {_one_line(exc)}"
         finally:
-            self.run.client.close()
+            abandoned = self.run.client.close()
+        if self._terminated and not code:  # the signal came after the input was read
+            code = 128 + self._terminated
+            error = f"Run {Terminated(self._terminated)}"
+        if abandoned:
+            error = error.replace("requests in flight were finished",
+                                  f"{abandoned} request(s) still in flight after "
+                                  f"{STOP_GRACE:g}s were abandoned (outcome unknown: not "
+                                  "counted, no state passes them)")
         if code:
             self._write_state_message({})
         self._log_summary(code)
@@ -289,6 +375,46 @@ class _NoSchemaDump(logging.Filter):
 
 
 logging.getLogger(TargetGorgias.name).addFilter(_NoSchemaDump())
+
+
+def _hard_exit(code: int) -> t.NoReturn:
+    """Flush stdout, stderr and the log handlers, then end the process without joining
+    threads (a request that hangs must not hold the exit)."""
+    for flushable in [*logging.getLogger().handlers, sys.stdout, sys.stderr]:
+        with contextlib.suppress(Exception):  # exiting anyway
+            flushable.flush()
+    os._exit(code)
+
+
+def _no_constant(name: str) -> t.Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _read_config_file(name: str, logger: logging.Logger) -> dict[str, t.Any]:
+    """One ``--config`` file as a dict, or one error line naming the file and exit 1."""
+    path = Path(name)
+    problem = None
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+        if not isinstance(data, dict):
+            problem = f"holds a JSON {type(data).__name__}, not an object of settings"
+    except FileNotFoundError:
+        problem = "was not found"
+    except IsADirectoryError:
+        problem = "is a directory, not a JSON file"
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or exc})"
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    except ValueError as exc:  # NaN / Infinity
+        problem = f"is not valid JSON ({exc})"
+    if problem:
+        logger.error("Config file '%s' %s", name, problem)
+        _hard_exit(1)
+    return t.cast(dict, data)
 
 
 def _one_line(exc: BaseException) -> str:

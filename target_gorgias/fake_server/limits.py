@@ -76,7 +76,7 @@ class LeakyBucket:
 # -- faults --------------------------------------------------------------------------------
 
 _FAULT_KEYS = {"count", "method", "path", "status", "when", "body", "headers", "content_type",
-               "retry_after", "drop", "delay_ms", "raw"}
+               "retry_after", "drop", "delay_ms", "raw", "echo_credentials"}
 
 
 def check_fault(rule: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +84,11 @@ def check_fault(rule: dict[str, Any]) -> dict[str, Any]:
     unknown = set(rule) - _FAULT_KEYS
     if unknown:
         raise ValueError(f"unknown fault keys: {sorted(unknown)}")
-    if not {"status", "drop", "delay_ms", "raw"} & set(rule):
-        raise ValueError("a fault needs one of: status, drop, delay_ms, raw")
+    if not {"status", "drop", "delay_ms", "raw", "echo_credentials"} & set(rule):
+        raise ValueError("a fault needs one of: status, drop, delay_ms, raw, echo_credentials")
+    echo = rule.get("echo_credentials", True)
+    if not (echo is True or (type(echo) is int and 200 <= echo <= 599)):
+        raise ValueError("echo_credentials must be true or an HTTP status (200-599)")
     if rule.get("drop") not in (None, "before", "after"):
         raise ValueError("drop must be 'before' or 'after'")
     if rule.get("when", "before") not in ("before", "after"):

@@ -145,7 +145,10 @@ class FakeGorgias:
         one action: ``status`` (+ ``when`` "before"|"after", ``body`` raw string,
         ``content_type``, ``headers``; 429 takes ``retry_after``, None to send none),
         ``drop`` ("before"|"after"), ``delay_ms`` (the write is applied, the answer waits),
-        ``raw`` ({status, body, content_type, headers}: sent instead of the real answer).
+        ``raw`` ({status, body, content_type, headers}: sent instead of the real answer),
+        ``echo_credentials`` (true for 400, or a status: nothing is applied and the answer
+        echoes the request's Authorization header and the decoded key or token, as a
+        careless proxy or debug endpoint might).
         """
         checked = check_fault(rule)
         with self._lock:
@@ -216,8 +219,8 @@ class FakeGorgias:
             return "basic", ok
         return None, False
 
-    def process(self, entry: dict[str, Any], content_type: str, raw_body: bytes | None
-                ) -> Reply:
+    def process(self, entry: dict[str, Any], content_type: str, raw_body: bytes | None,
+                authorization: str | None = None) -> Reply:
         """Answer one /api request (``raw_body`` None: larger than ``max_body_bytes``)."""
         method, path = entry["method"], entry["path"]
         with self._lock:
@@ -236,6 +239,8 @@ class FakeGorgias:
                 header["Retry-After"] = str(max(1, math.ceil(float(retry))))
             return self._fault_reply(429, fault or {}, header, TOO_MANY)
         fault = fault or {}
+        if fault.get("echo_credentials"):
+            return self._echo_reply(fault["echo_credentials"], authorization or "", header)
         if fault.get("drop") == "before":
             return Reply(0, drop="before")
         if fault.get("status") and fault.get("when", "before") == "before":
@@ -253,6 +258,22 @@ class FakeGorgias:
                          raw.get("content_type", "application/json"),
                          {**header, **raw.get("headers", {})}, delay=reply.delay)
         return reply
+
+    @staticmethod
+    def _echo_reply(echo: Any, authorization: str, headers: dict[str, str]) -> Reply:
+        """An answer that repeats the credentials it was sent (the ``echo_credentials`` fault)."""
+        status = 400 if echo is True else int(echo)
+        scheme, _, value = authorization.partition(" ")
+        secret = value
+        if scheme.lower() == "basic":
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+                secret = base64.b64decode(value).decode().partition(":")[2]
+        payload: dict[str, Any] = {"error": {"msg": f"Request from {authorization} refused",
+                             "data": {"authorization": [authorization], "key": [secret],
+                                      "padded": [f" {secret} "]}}}
+        if status < 400:
+            payload = {"id": 1, "echo": payload["error"]}
+        return Reply.json(status, payload, headers)
 
     @staticmethod
     def _fault_reply(status: int, fault: dict[str, Any], headers: dict[str, str],
@@ -467,7 +488,8 @@ class _Handler(BaseHTTPRequestHandler):
             low, high = fake.latency_ms
             if high > 0:
                 time.sleep(random.uniform(low, high) / 1000)
-            reply = fake.process(entry, self.headers.get("Content-Type", ""), raw_body)
+            reply = fake.process(entry, self.headers.get("Content-Type", ""), raw_body,
+                                 self.headers.get("Authorization"))
             if reply.delay:
                 time.sleep(reply.delay)
             with fake._lock:
