@@ -9,12 +9,12 @@ resources created earlier in the same run, so a key repeated in one run is creat
 
 from __future__ import annotations
 
-import json
 import threading
+from decimal import Decimal
 from typing import Any
 
 from target_gorgias.client import GorgiasClient, Result
-from target_gorgias.request_builder import Call, path_segment, to_json
+from target_gorgias.request_builder import Call, from_json, path_segment, to_json
 
 _UNKNOWN = object()
 
@@ -32,8 +32,16 @@ def matches(sent: Any, found: Any) -> bool:
         return (isinstance(found, list) and len(sent) == len(found)
                 and all(matches(a, b) for a, b in zip(sent, found, strict=True)))
     return bool(sent == found and type(sent) is type(found)) or (
-        isinstance(sent, (int, float)) and not isinstance(sent, bool)
-        and isinstance(found, (int, float)) and not isinstance(found, bool) and sent == found)
+        _is_number(sent) and _is_number(found) and _exact(sent) == _exact(found))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _exact(value: Any) -> Any:
+    """A number as an exact ``Decimal`` (a float by its shortest repr: 0.1 -> 0.1)."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
 def unchanged(update: dict[str, Any], found: dict[str, Any]) -> bool:
@@ -82,7 +90,7 @@ class Syncer:
             result = self.client.send(call)
             result.sync_outcome = "created" if result.ok else None
             return result
-        body = json.loads(call.body) if call.body else {}
+        body = from_json(call.body) if call.body else {}
         update = {k: v for k, v in body.items() if k not in call.read_only}
         if unchanged(update, found):
             return Result(call=call, outcome="delivered", sync_outcome="unchanged", body=found,

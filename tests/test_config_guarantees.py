@@ -19,6 +19,7 @@ import pytest
 from target_gorgias.redact import SecretFilter, config_secrets
 from target_gorgias.request_builder import RecordError, RequestBuilder, to_json
 from target_gorgias.settings import load_settings
+from target_gorgias.sync import matches
 from tests.support import CLI, EMAIL, config, record, run_target, schema, state
 
 SECRET = "sk-GUARD-4c1d8e2f9a"
@@ -306,6 +307,13 @@ def test_decimals_reach_gorgias_and_the_response_record_exactly(fake_gorgias, tm
     assert json.loads(response, parse_float=Decimal)["record"]["request"]["body"]["meta"][
         "ltv"] == Decimal("12345678901234567.25")
     assert to_json(Decimal("12345678901234567.25")) == "12345678901234567.25"
+
+
+def test_sync_modes_compare_exact_decimals_with_gorgias_numbers():
+    """An update body keeps its Decimals; 0.1000 sent equals 0.1 stored (no needless PUT)."""
+    assert matches({"rate": Decimal("0.1000"), "n": 5}, {"rate": 0.1, "n": 5.0})
+    assert not matches({"rate": Decimal("0.2")}, {"rate": 0.1})
+    assert not matches({"flag": True}, {"flag": 1})
 
 
 @pytest.mark.parametrize(("line", "expected"), [

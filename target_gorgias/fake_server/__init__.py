@@ -9,7 +9,8 @@ unknown ("No such field.") and mistyped fields; 404 / 405 / 409 / 413; cursor-sh
 with ``email`` / ``external_id`` lookups; one account-wide leaky bucket with
 ``X-Gorgias-Account-Api-Call-Limit`` on every ``/api`` answer and 429 + ``Retry-After``;
 and fault rules (5xx before/after the write, forced 429, dropped connections, slow and
-malformed answers). Every ``/api`` request is logged so tests can assert what arrived.
+malformed answers, answers that echo the request's credentials). Every ``/api`` request is
+logged so tests can assert what arrived.
 
     python -m target_gorgias.fake_server --port 8080 [--rate-limit 40 --rate-window 20]
                                          [--latency-ms 50,200]
