@@ -62,6 +62,7 @@ class CustomFieldTypes:
         self._lock = threading.Lock()
         self._types: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._replaced: set[str] = set()  # tickets whose values a replace-all call has set
 
     def data_type(self, stream: str, field_id: str) -> tuple[Any, Result | None]:
         """The field's ``data_type`` (None if the definition has none), or the failed GET."""
@@ -106,6 +107,15 @@ class CustomFieldTypes:
                 item["value"] = coerce(data_type, item["value"])
             except ValueError as exc:
                 return self._refuse(call, field_id, str(exc))
+        if call.endpoint_id == "replace_ticket_custom_fields":
+            with self._lock:
+                again = call.path in self._replaced
+                self._replaced.add(call.path)
+            if again:
+                self.client.logger.warning(
+                    "Stream '%s': %s is replaced a second time in this run: the values of the "
+                    "earlier call that this one does not repeat are DELETED by Gorgias (use "
+                    "set_ticket_custom_fields to set fields one by one)", call.stream, call.path)
         typed = Call(call.stream, call.endpoint_id, call.method, call.path, call.headers,
                      to_json(body).encode("utf-8"), call.units)
         return self.client.send(typed)

@@ -162,6 +162,15 @@ def test_replace_all_template_deletes_what_it_does_not_send(fake_gorgias, api, t
         {"id": b, "value": 2}]
     assert fake_gorgias.store["tickets"][t]["custom_fields"] == [{"id": b, "value": 2}]
     assert "DELETED" in TEMPLATES["replace_ticket_custom_fields"].summary
+    # Two replace-all calls for one ticket (here: batches of one) lose the first one's values:
+    # the target warns, the fake shows the loss.
+    res = run(fake_gorgias, {"cf": {"endpoint": "replace_ticket_custom_fields",
+                                    "batch": {"size": 1}}}, "cf",
+              [{"ticket_id": t, "id": a, "value": "y"}, {"ticket_id": t, "id": b, "value": 3}],
+              tmp_path, max_concurrency=1)
+    assert res.returncode == 0, res.stderr
+    assert "is replaced a second time in this run" in res.stderr
+    assert fake_gorgias.store["tickets"][t]["custom_fields"] == [{"id": b, "value": 3}]
 
 
 @pytest.mark.parametrize(("data_type", "value", "expected"), [
