@@ -57,7 +57,8 @@ class Result:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     fatal: bool = False
     note: str | None = None
-    sync_outcome: str | None = None  # created | updated | unchanged | skipped (sync modes)
+    #: created | updated | unchanged | skipped (sync modes); merged (delete_customer: 301)
+    sync_outcome: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -339,6 +340,12 @@ class GorgiasClient:
             raise _Retry("HTTP 429 Too Many Requests", retry_after=retry_after or 1.0)
         if status in RETRY_STATUSES:
             raise _Retry(f"HTTP {status}", maybe_applied=True)
+        if status == 301 and call.endpoint_id == "delete_customer":
+            # Gorgias' answer for a customer merged into another: not followed, not a failure.
+            result.outcome, result.sync_outcome = "delivered", "merged"
+            result.note = (f"the customer was merged into another (HTTP 301 to "
+                           f"{response.headers.get('Location')!r}, not followed): not deleted")
+            return
         if 300 <= status < 400:
             result.outcome = "failed"
             result.note = (f"redirect to {response.headers.get('Location')!r} not followed "

@@ -106,6 +106,8 @@ class Summary:
         if self.outcomes:
             total += " - " + ", ".join(
                 f"{self.outcomes[o]} {o}" for o in ("created", "updated", "unchanged", "skipped"))
+            if self.outcomes["merged"]:
+                total += f", {self.outcomes['merged']} merged (not deleted)"
         return f"{total} ({per})" if per else total
 
 

@@ -63,11 +63,13 @@ _MESSAGE = {
     "from_agent": False,
     "via": "api",
     "sender": {"email": "ada@example.com"},
+    "source": {"type": "email", "from": {"address": "ada@example.com"}},
     "body_text": "Where is my order #1001?",
+    "sent_datetime": "2024-05-01T10:00:00Z",
 }
 
-#: The template table. Gorgias has no PATCH; its PUT is a partial update, so update
-#: templates send PUT and allow PATCH only when the user asks for it.
+#: The template table. Gorgias documents no PATCH (its PUT is a partial update), so update
+#: templates offer PUT only; a manual config may still ask for PATCH (with a warning).
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "create_ticket", "POST", "/api/tickets",
@@ -87,8 +89,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "update_ticket_message", "PUT", "/api/tickets/{ticket_id}/messages/{message_id}",
         "Update a message of a ticket.",
         {"ticket_id": 42, "message_id": 7, "channel": "email", "from_agent": True,
-         "body_text": "Corrected reply"},
-        methods=("PATCH",),
+         "via": "api", "body_text": "Corrected reply"},
     ),
     Endpoint(
         "delete_ticket", "DELETE", "/api/tickets/{ticket_id}",
@@ -98,7 +99,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "create_customer", "POST", "/api/customers",
         "Create a customer.",
-        {"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "crm-1"},
+        {"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "crm-1",
+         "channels": [{"type": "email", "address": "ada@example.com", "preferred": True}]},
         lookup=_CUSTOMER_LOOKUP,
         sync=Sync("/api/customers/{id}"),
     ),
@@ -113,7 +115,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "update_user", "PUT", "/api/users/{id}",
         "Update a user (agent).",
         {"id": 5, "name": "Grace B. Hopper"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "delete_user", "DELETE", "/api/users/{id}",
@@ -135,7 +136,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "update_tag", "PUT", "/api/tags/{id}",
         "Update a tag.",
         {"id": 3, "description": "Spent over 1000"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "create_custom_field", "POST", "/api/custom-fields",
@@ -154,13 +154,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "update_ticket", "PUT", "/api/tickets/{ticket_id}",
         "Update a ticket (partial update).",
         {"ticket_id": 42, "status": "closed"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "update_customer", "PUT", "/api/customers/{customer_id}",
         "Update a customer (partial update).",
         {"customer_id": 9, "name": "Ada King"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "delete_customer", "DELETE", "/api/customers/{customer_id}",
@@ -188,7 +186,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "update_macro", "PUT", "/api/macros/{id}",
         "Update a macro.",
         {"id": 11, "name": "Refund issued (v2)"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "delete_macro", "DELETE", "/api/macros/{id}",
@@ -216,9 +213,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         {"ticket_id": 42, "names": ["refund"]},
     ),
     Endpoint(
-        "set_ticket_custom_fields", "PUT", "/api/tickets/{ticket_id}/custom-fields",
-        "Set custom field values of a ticket: one record per {id, value}, batched per ticket.",
-        {"ticket_id": 42, "id": 12, "value": "1250.00"},
+        "set_ticket_custom_fields", "PUT", "/api/tickets/{ticket_id}/custom-fields/{id}",
+        "Set one custom field value of a ticket (one record per field; the ticket's other "
+        "values are kept). The value is sent with the field's type.",
+        {"ticket_id": 42, "id": 12, "value": 1250.0},
+    ),
+    Endpoint(
+        "replace_ticket_custom_fields", "PUT", "/api/tickets/{ticket_id}/custom-fields",
+        "Replace ALL custom field values of a ticket: one record per {id, value}, batched per "
+        "ticket; every value not sent is DELETED.",
+        {"ticket_id": 42, "id": 12, "value": 1250.0},
         batch={"enabled": True, "size": 100, "grouping": "count"},
     ),
     Endpoint(
@@ -226,13 +230,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Update a custom field (object_type, label and definition are required).",
         {"id": 12, "object_type": "Ticket", "label": "Order total",
          "definition": {"data_type": "number"}},
-        methods=("PATCH",),
     ),
     Endpoint(
         "update_rule", "PUT", "/api/rules/{id}",
         "Update a rule.",
         {"id": 8, "description": "Tags VIP customers"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "delete_rule", "DELETE", "/api/rules/{id}",
@@ -243,6 +245,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 
 #: Templates by id.
 TEMPLATES: dict[str, Endpoint] = {e.id: e for e in ENDPOINTS}
+
+#: Templates that create messages: they take ``message_intent`` (import | send).
+MESSAGE_TEMPLATES: frozenset[str] = frozenset({"create_ticket", "add_ticket_message"})
 
 #: What a manual stream config may ask for.
 MANUAL_METHODS: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE")

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import simplejson
 
+from target_gorgias import body_rules
 from target_gorgias.endpoints import TEMPLATES
 from target_gorgias.settings import StreamSettings
 
@@ -185,6 +186,15 @@ class Unit:
     group: Any = None
     lookup: tuple[str, dict[str, str]] | None = None
     match: tuple[str, str] | None = None
+    #: What Gorgias would reject in this record's body: (field, problem) pairs.
+    problems: list[body_rules.Problem] = field(default_factory=list)
+
+    def error(self, stream: str) -> RecordError:
+        """The problems as one ``RecordError`` naming the first field."""
+        fld, problem = self.problems[0]
+        more = "; ".join(f"{f}: {p}" for f, p in self.problems[1:])
+        return RecordError(stream, self.position, problem + (f" (also {more})" if more else ""),
+                           fld or None)
 
 
 @dataclass
@@ -219,8 +229,9 @@ class RequestBuilder:
     """Builds units and calls for one stream."""
 
     def __init__(self, stream: str, settings: StreamSettings, key_properties: Sequence[str],
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, preflight: bool = False) -> None:
         self.stream = stream
+        self.preflight = preflight
         self.settings = settings
         self.key_properties = tuple(key_properties or ())
         self.max_body_bytes = max_body_bytes
@@ -265,6 +276,22 @@ class RequestBuilder:
             body = _without(body, dotted)
         return body
 
+    def shaped(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[body_rules.Problem]]:
+        """``body`` with what Gorgias requires filled in (templates only), and what is wrong.
+
+        The shaping problems (a message without a from address, ...) are always listed; the
+        preflight's (unknown field, missing required field, wrong type) when it is on.
+        """
+        endpoint = self.settings.endpoint_id
+        if endpoint == "manual":
+            return body, []
+        body, problems = body_rules.shape(endpoint, body,
+                                          intent=self.settings.message_intent or "import")
+        if self.preflight:
+            seen = {f for f, _ in problems}
+            problems += [p for p in body_rules.check(endpoint, body) if p[0] not in seen]
+        return body, problems
+
     def _encode(self, value: Any, position: int) -> bytes:
         try:
             data = to_json(value).encode("utf-8")
@@ -287,6 +314,7 @@ class RequestBuilder:
             body = self.body_of(record)
         except ValueError as exc:
             raise RecordError(self.stream, position, f"cannot unflatten: {exc}") from None
+        body, problems = self.shaped(body)
         batch = self.settings.batch
         payload: Any = body
         if batch.enabled and batch.pluck:
@@ -320,7 +348,7 @@ class RequestBuilder:
             match = (self.settings.match_on, str(value))
             lookup = None
         source_key = {k: record.get(k) for k in self.key_properties}
-        return Unit(seq, position, path, encoded, source_key, group, lookup, match)
+        return Unit(seq, position, path, encoded, source_key, group, lookup, match, problems)
 
     def calls(self, units: Iterable[Unit]) -> Iterator[Call]:
         """Group units into calls: one per unit, or batches when batching is on.

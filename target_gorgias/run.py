@@ -15,6 +15,7 @@ import time
 import typing as t
 
 from target_gorgias.client import GorgiasClient, Result, auth_header
+from target_gorgias.custom_fields import CustomFieldTypes
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
 from target_gorgias.pacer import Pacer
@@ -65,6 +66,7 @@ class Run:
             ca_bundle=settings.ca_bundle, logger=logger,
         )
         self.syncer = Syncer(self.client)
+        self.custom_fields = CustomFieldTypes(self.client)
         self.dry_run = DryRun(
             base_url=settings.base_url, auth_kind=settings.auth_kind, headers=settings.headers,
             sample=settings.dry_run_sample, logger=logger,
@@ -147,7 +149,7 @@ class Run:
         seqs = [u.seq for u in units]
         if result.ok:
             if result.note:
-                log = self.logger.info if result.sync_outcome == "skipped" else \
+                log = self.logger.info if result.sync_outcome in ("skipped", "merged") else \
                     self.logger.warning
                 log("Stream '%s', record %s: %s", sink.stream_name,
                     ", ".join(map(str, result.call.positions)), result.note)

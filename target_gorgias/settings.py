@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from target_gorgias.endpoints import MANUAL_METHODS, TEMPLATES, Endpoint, Lookup
+from target_gorgias.body_rules import INTENTS
+from target_gorgias.endpoints import MANUAL_METHODS, MESSAGE_TEMPLATES, TEMPLATES, Endpoint, Lookup
 
 #: Headers a user may never set: the target owns them.
 FORBIDDEN_HEADERS = frozenset({"authorization", "host", "content-length"})
@@ -30,6 +31,7 @@ _STREAM_KEYS = frozenset({
     "endpoint", "method", "path", "url", "content_format", "path_params", "keep_path_params",
     "exclude_attributes", "include_attributes", "headers", "batch", "on_error",
     "lookup_before_create", "mode", "match_on", "unflatten", "unflatten_separator",
+    "message_intent",
 })
 MODES = ("create", "update", "upsert")
 _BATCH_KEYS = frozenset({"enabled", "size", "grouping", "group_by", "wrap_key", "pluck"})
@@ -96,6 +98,7 @@ class StreamSettings:
     update_path: str | None = None
     read_only: tuple[str, ...] = ()
     unflatten_separator: str | None = None
+    message_intent: str | None = None  # import | send, for templates that create messages
 
 
 def did_you_mean(word: str, choices: Any, n: int = 3) -> str:
@@ -147,6 +150,8 @@ class Settings:
     record_limit: int | None = None
     #: Start-up notices (e.g. a credential that was trimmed), logged as warnings.
     notes: tuple[str, ...] = ()
+    preflight: bool = False
+    warnings: tuple[str, ...] = ()
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -395,7 +400,13 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
             errors.append(f"{where}: give either 'endpoint' or 'path'/'url', not both")
         path = template.path
         method = str(method).upper() if method else template.method
-        if method not in template.allowed_methods:
+        if method == "PATCH" and "PATCH" not in template.allowed_methods:
+            errors.append(
+                f"{where}.method: {template.id} does not offer PATCH: Gorgias documents only "
+                f"{template.method} for it (its PUT is already a partial update); remove "
+                "'method' or use a manual 'method' + 'path'"
+            )
+        elif method not in template.allowed_methods:
             errors.append(
                 f"{where}.method: {template.id} allows {', '.join(template.allowed_methods)}, "
                 f"got {raw.get('method')!r}"
@@ -474,6 +485,13 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
     if separator is not None and not (isinstance(separator, str) and separator):
         errors.append(f"{where}.unflatten_separator: must be a non-empty string")
     batch = _batch(raw.get("batch"), template.batch if template else {}, f"{where}.batch", errors)
+    intent: str | None = None
+    if template is not None and template.id in MESSAGE_TEMPLATES:
+        intent = _choice(raw.get("message_intent", "import"), INTENTS,
+                         f"{where}.message_intent", errors)
+    elif raw.get("message_intent") is not None:
+        errors.append(f"{where}.message_intent: only for templates that create messages "
+                      f"({', '.join(sorted(MESSAGE_TEMPLATES))})")
     return StreamSettings(
         key=key,
         endpoint_id=template.id if template else "manual",
@@ -497,6 +515,7 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
         update_path=sync.update_path if sync and mode != "create" else None,
         read_only=sync.read_only if sync and mode != "create" else (),
         unflatten_separator=separator,
+        message_intent=intent,
     )
 
 
@@ -578,6 +597,14 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
     default_limit = 80 if auth_kind == "bearer" else 40
     ca_bundle = _ca_bundle(config.get("ca_bundle"), errors)
     dead_letter_path = _dead_letter_path(config.get("dead_letter_path"), errors)
+    preflight_raw = config.get("preflight")
+    if preflight_raw is not None and not isinstance(preflight_raw, bool):
+        errors.append(f"preflight: must be true or false, got {preflight_raw!r}")
+    dry_run = bool(config.get("dry_run", False))
+    warnings = tuple(
+        f"streams.{key}: manual method PATCH: Gorgias documents only PUT (a partial update); "
+        "PATCH may be answered 405"
+        for key, st in streams.items() if st.method == "PATCH" and st.endpoint_id == "manual")
     if config.get("verify_ssl") is False or config.get("tls_verify") is False:
         errors.append("TLS verification cannot be turned off; use ca_bundle for a private CA")
     settings = Settings(
@@ -587,7 +614,7 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         secret=secret,
         headers=headers,
         streams=streams,
-        dry_run=bool(config.get("dry_run", False)),
+        dry_run=dry_run,
         dry_run_sample=_pos_int(config, "dry_run_sample", 10, errors, minimum=0),
         timeout=_pos_number(config, "timeout", 30.0, errors),
         rate_limit=_pos_int(config, "rate_limit", default_limit, errors),
@@ -605,6 +632,8 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         record_limit=(_pos_int(config, "record_limit", 0, errors)
                       if config.get("record_limit") is not None else None),
         notes=tuple(notes),
+        preflight=dry_run if not isinstance(preflight_raw, bool) else preflight_raw,
+        warnings=warnings,
     )
     if errors:
         raise ConfigError(errors)

@@ -9,12 +9,24 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_gorgias.client import Result
+from target_gorgias.custom_fields import CUSTOM_FIELD_TEMPLATES
 from target_gorgias.request_builder import Call, RecordError, RequestBuilder, Unit
 from target_gorgias.validation import FastValidator
 
 if t.TYPE_CHECKING:
     from target_gorgias.run import Run
     from target_gorgias.target import TargetGorgias
+
+
+def intent_note(intent: str | None) -> str:
+    """How a stream's ``message_intent`` reads in the log and the dry run."""
+    if intent == "import":
+        return ("message_intent import: messages keep or get sent_datetime, Gorgias "
+                "delivers nothing")
+    if intent == "send":
+        return ("message_intent send: agent messages without sent_datetime ARE delivered "
+                "by Gorgias (e-mails go out)")
+    return ""
 
 
 class GorgiasSink(BatchSink):
@@ -28,13 +40,18 @@ class GorgiasSink(BatchSink):
         assert settings is not None  # the target checked it before making this sink
         self.settings = settings
         self.builder = RequestBuilder(stream_name, settings, key_properties or [],
-                                      self.run.settings.max_body_bytes)
+                                      self.run.settings.max_body_bytes,
+                                      preflight=self.run.settings.preflight)
         self._rejected = False
+        intent = intent_note(settings.message_intent)
         self.logger.info(
-            "Stream '%s' -> %s %s (%s%s)", stream_name, settings.method, settings.path,
+            "Stream '%s' -> %s %s (%s%s%s)", stream_name, settings.method, settings.path,
             settings.endpoint_id if settings.endpoint_id != "manual" else "manual config",
             f", batches of {settings.batch.size}" if settings.batch.enabled else "",
+            f", {intent}" if intent else "",
         )
+        if self.run.dry_run is not None and intent:
+            self.run.dry_run.notes[stream_name] = intent
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """The SDK's validator behind a compiled fast path (same verdicts, less CPU)."""
@@ -84,6 +101,12 @@ class GorgiasSink(BatchSink):
         except RecordError as exc:
             self.run.reject(self, exc, record)
             return
+        if unit.problems:
+            if self.run.dry_run is not None:  # flag it, show it, go on: the preview
+                self.run.dry_run.flag(self.stream_name, unit)
+            else:  # Gorgias would answer 400: no request, on_error decides
+                self.run.reject(self, unit.error(self.stream_name), record)
+                return
         self.run.tracker.add_unit(seq)
         context.setdefault("units", []).append(unit)
 
@@ -104,6 +127,8 @@ class GorgiasSink(BatchSink):
             self.run.tracker.settle([u.seq for u in units])
             return
         handler = self.run.syncer.send if self.settings.mode != "create" else None
+        if self.settings.endpoint_id in CUSTOM_FIELD_TEMPLATES:
+            handler = self.run.custom_fields.send  # values go out with the field's type
         self.run.client.send_all(calls, self._done, handler)
         self.run.raise_if_failed()
 

@@ -72,6 +72,7 @@ _STREAM_SCHEMA = {
         "match_on": {"type": "string"},
         "unflatten": {"type": "boolean"},
         "unflatten_separator": {"type": "string"},
+        "message_intent": {"type": "string", "enum": ["import", "send"]},
     },
 }
 
@@ -97,7 +98,8 @@ def _config_schema() -> dict:
                     description="Per stream (name or glob such as 'orders_*'): an endpoint "
                                 "template or a manual method + path, with path_params, "
                                 "exclude_attributes, headers, batch, on_error, mode "
-                                "(create/update/upsert) + match_on, unflatten."),
+                                "(create/update/upsert) + match_on, unflatten, "
+                                "message_intent (import/send)."),
         th.Property("dry_run", th.BooleanType, default=False,
                     description="Build every request, send none; print the first "
                                 "dry_run_sample requests in full and count the rest."),
@@ -140,6 +142,11 @@ def _config_schema() -> dict:
                                 "external_id; customers and users: email or external_id), "
                                 "look it up and skip the create if it exists: exactly-once "
                                 "after a crash, at one extra GET per record. Also per stream."),
+        th.Property("preflight", th.BooleanType,
+                    description="Check every body against what Gorgias accepts (unknown, "
+                                "missing or wrong-typed fields) before sending. Default: on "
+                                "for dry runs (flagged, not sent), off otherwise; true: such "
+                                "records follow on_error without a request."),
     ).to_dict()
 
 
@@ -166,6 +173,8 @@ class TargetGorgias(Target):
         except ConfigError as exc:
             raise ConfigValidationError("Config validation failed", errors=exc.errors) from None
         self.run = Run(settings, self.logger)
+        for warning in settings.warnings:
+            self.logger.warning("%s", warning)
         # Drain sinks one after another, in the order their streams first appeared, so parent
         # streams (customers) reach Gorgias before the children that reference them (tickets).
         # Each drain still sends up to max_concurrency requests at once.

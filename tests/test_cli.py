@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
-from tests.support import API_KEY, config, record, run_target, schema, state
+import requests
 
+from tests.support import API_KEY, EMAIL, config, record, run_target, schema, state
+
+SOURCE = {"source": {"type": "email", "from": {"address": "ada@example.com"}}}
 CUSTOMER_SCHEMA = schema("customers", {
     "id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"},
     "created_datetime": {"type": "string", "format": "date-time"},
@@ -27,7 +30,8 @@ def test_records_become_customers_and_state_follows(fake_gorgias, tmp_path):
     stored = sorted(c["email"] for c in fake_gorgias.store["customers"].values())
     assert stored == ["c1@example.com", "c2@example.com", "c3@example.com"]
     bodies = [r["body"] for r in fake_gorgias.requests]
-    assert {"email": "c2@example.com", "name": "C 2", "meta": {"ltv": 20.5}} in bodies
+    assert {"email": "c2@example.com", "name": "C 2", "meta": {"ltv": 20.5}, "channels": [
+        {"type": "email", "address": "c2@example.com", "preferred": True}]} in bodies
     assert res.stdout_lines == [{"bookmarks": {"customers": 3}}]
     assert "3 delivered, 0 failed" in res.stderr
 
@@ -70,9 +74,10 @@ def test_gorgias_400_reported_with_fields_and_position(fake_gorgias, tmp_path):
     cfg = config(fake_gorgias.base_url, {"tickets": {"endpoint": "create_ticket"}})
     msgs = [schema("tickets", {"subject": {"type": "string"}, "messages": {"type": "array"}}),
             record("tickets", {"subject": "ok", "messages": [{"channel": "email",
-                                                              "from_agent": False}]}),
+                                                              "from_agent": False, **SOURCE}]}),
             state({"pos": 1}),
-            record("tickets", {"subject": "no channel", "messages": [{"from_agent": False}]}),
+            record("tickets", {"subject": "no channel", "messages": [{"from_agent": False,
+                                                                      **SOURCE}]}),
             state({"pos": 2})]
     res = run_target(cfg, msgs, tmp_path)
     assert res.returncode == 1
@@ -170,20 +175,25 @@ def test_batching_count_wrap_and_url_split(fake_gorgias, tmp_path):
 def test_batching_by_field_into_json_array(fake_gorgias, tmp_path):
     res = run_target(config(fake_gorgias.base_url, {"t": {"endpoint": "create_ticket"}}),
                      [schema("t", {"messages": {"type": "array"}}),
-                      *[record("t", {"messages": [{"channel": "email", "from_agent": False}]})
+                      *[record("t", {"messages": [{"channel": "email", "from_agent": False,
+                                                   **SOURCE}]})
                         for _ in range(2)]], tmp_path)
     assert res.returncode == 0, res.stderr
     t1, t2 = sorted(fake_gorgias.store["tickets"])
-    cfg = config(fake_gorgias.base_url, {"cf": {"endpoint": "set_ticket_custom_fields"}})
-    rows = [{"ticket_id": t1, "id": 1, "value": "a"}, {"ticket_id": t2, "id": 1, "value": "b"},
-            {"ticket_id": t1, "id": 2, "value": "c"}]
+    f1, f2 = (requests.post(fake_gorgias.base_url + "/api/custom-fields", auth=(EMAIL, API_KEY),
+                            json={"object_type": "Ticket", "label": label,
+                                  "definition": {"data_type": "text"}}, timeout=5).json()["id"]
+              for label in ("one", "two"))
+    cfg = config(fake_gorgias.base_url, {"cf": {"endpoint": "replace_ticket_custom_fields"}})
+    rows = [{"ticket_id": t1, "id": f1, "value": "a"}, {"ticket_id": t2, "id": f1, "value": "b"},
+            {"ticket_id": t1, "id": f2, "value": "c"}]
     res = run_target(cfg, [schema("cf", {"ticket_id": {}, "id": {}, "value": {}}),
                            *[record("cf", r) for r in rows]], tmp_path)
     assert res.returncode == 0, res.stderr
     puts = [r for r in fake_gorgias.requests if r["method"] == "PUT"]
     assert {p["path"]: p["body"] for p in puts} == {
-        f"/api/tickets/{t1}/custom-fields": [{"id": 1, "value": "a"}, {"id": 2, "value": "c"}],
-        f"/api/tickets/{t2}/custom-fields": [{"id": 1, "value": "b"}],
+        f"/api/tickets/{t1}/custom-fields": [{"id": f1, "value": "a"}, {"id": f2, "value": "c"}],
+        f"/api/tickets/{t2}/custom-fields": [{"id": f1, "value": "b"}],
     }
     assert len(puts) == 2
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support import CLI, config, record, run_target, schema, state
 
+SOURCE = {"source": {"type": "email", "from": {"address": "ada@example.com"}}}
 TICKET_PROPS = {"external_id": {"type": "string"}, "subject": {"type": "string"},
                 "messages": {"type": "array"}}
 
@@ -20,7 +21,7 @@ TICKET_PROPS = {"external_id": {"type": "string"}, "subject": {"type": "string"}
 def ticket(i: int) -> dict:
     return record("tickets", {"external_id": f"ext-{i}", "subject": f"Order {i}",
                               "messages": [{"channel": "email", "from_agent": False,
-                                            "body_text": f"hello {i}"}]})
+                                            "body_text": f"hello {i}", **SOURCE}]})
 
 
 def tickets_with_state(n: int, start: int = 1) -> list[dict]:
@@ -139,7 +140,8 @@ def test_permanent_errors_under_both_policies(fake_gorgias, tmp_path, policy):
             record("customers", {"email": "b@example.com", "nickname": "x"}),  # 400 unknown field
             state({"after": "customers"}),
             schema("notes", {"ticket_id": {"type": "integer"}}),
-            record("notes", {"ticket_id": 999999, "channel": "email", "from_agent": True}),  # 404
+            record("notes", {"ticket_id": 999999, "channel": "email", "from_agent": True,
+                             **SOURCE}),  # 404
             record("customers", {"email": "c@example.com"}),
             state({"after": "all"})]
     res = run_target(cfg, msgs, tmp_path)
@@ -158,7 +160,9 @@ def test_permanent_errors_under_both_policies(fake_gorgias, tmp_path, policy):
     assert [(d["stream"], d["position"], d["status"]) for d in lines] == [
         ("customers", 2, 409), ("customers", 3, 400), ("notes", 1, 404)]
     assert lines[1]["error"]["data"] == {"nickname": ["No such field."]}
-    assert lines[0]["attempts"] == 1 and lines[0]["record"] == {"email": "a@example.com"}
+    assert lines[0]["attempts"] == 1 and lines[0]["record"] == {
+        "email": "a@example.com",
+        "channels": [{"type": "email", "address": "a@example.com", "preferred": True}]}
     assert sorted(c["email"] for c in fake_gorgias.store["customers"].values()) == [
         "a@example.com", "c@example.com"]
 

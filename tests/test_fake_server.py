@@ -18,7 +18,14 @@ import requests
 from target_gorgias.fake_server import LIMIT_HEADER, FakeGorgias
 
 EMAIL, KEY, TOKEN = "agent@example.com", "fake-api-key", "fake-access-token"
-MSG = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi"}
+MSG = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi",
+       "source": {"type": "email", "from": {"address": "ada@example.com"}}}
+
+
+def cust(email: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A customer body as Gorgias requires it (with ``channels``)."""
+    channels = [{"type": "email", "address": email, "preferred": True}] if email else []
+    return {**({"email": email} if email else {}), "channels": channels, **extra}
 FIELD = {"object_type": "Ticket", "label": "Order", "definition": {"data_type": "text"}}
 USER = {"email": "u@example.com", "name": "U", "role": {"name": "agent"}}
 
@@ -246,8 +253,9 @@ def test_messages(fake_gorgias, api):
     assert api("GET", f"{base}/{m['id']}").json() == m
     assert api("GET", f"/api/tickets/{api.ticket()['id']}/messages/{m['id']}").status_code == 404
     r = api("PUT", f"{base}/{m['id']}", {"body_text": "fixed"})
-    assert r.status_code == 400 and set(err(r)["data"]) == {"channel", "from_agent"}
-    r = api("PUT", f"{base}/{m['id']}", {"channel": "email", "from_agent": True, "body_text": "x"})
+    assert r.status_code == 400 and set(err(r)["data"]) == {"channel", "from_agent", "via"}
+    r = api("PUT", f"{base}/{m['id']}", {"channel": "email", "from_agent": True, "via": "api",
+                                         "body_text": "x"})
     assert r.status_code == 202 and r.json()["body_text"] == "x" and r.json()["id"] == m["id"]
     listed = api("GET", f"/api/messages?ticket_id={t['id']}").json()["data"]
     assert {x["id"] for x in listed} == {m["id"], t["messages"][0]["id"]}
@@ -283,16 +291,34 @@ def test_ticket_tags(fake_gorgias, api):
 
 def test_ticket_custom_fields(fake_gorgias, api):
     t = api.ticket()
+    text = api.make("/api/custom-fields", FIELD)["id"]
+    num = api.make("/api/custom-fields", {**FIELD, "definition": {"data_type": "number"}})["id"]
     path = f"/api/tickets/{t['id']}/custom-fields"
-    r = api("PUT", path, [{"id": 1, "value": "a"}, {"id": 2, "value": 3}])
-    assert r.status_code == 202 and r.json() == [{"id": 1, "value": "a"}, {"id": 2, "value": 3}]
-    api("PUT", path, [{"id": 1, "value": "b"}])
-    assert fake_gorgias.store["tickets"][t["id"]]["custom_fields"] == [
-        {"id": 1, "value": "b"}, {"id": 2, "value": 3}]
-    assert api("PUT", path, {"id": 1, "value": "a"}).status_code == 400
+    r = api("PUT", path, [{"id": text, "value": "a"}, {"id": num, "value": 3}])
+    assert r.status_code == 202 and r.json() == [{"id": text, "value": "a"},
+                                                 {"id": num, "value": 3}]
+    # The replace-all call: a value not sent is deleted.
+    api("PUT", path, [{"id": text, "value": "b"}])
+    assert fake_gorgias.store["tickets"][t["id"]]["custom_fields"] == [{"id": text, "value": "b"}]
+    assert api("PUT", path, {"id": text, "value": "a"}).status_code == 400
     r = api("PUT", path, [{"value": "a", "x": 1}])
     assert err(r)["data"] == {"0": {"id": ["Missing data for required field."],
                                     "x": ["No such field."]}}
+    # Typed values, known fields only.
+    r = api("PUT", path, [{"id": num, "value": "3"}, {"id": 999999, "value": "x"}])
+    assert err(r) == {"msg": "Failed to update custom fields",
+                      "data": {"0": {"value": ["Not a valid number."]},
+                               "1": {"id": ["Resource not found."]}}}
+    # The per-field call sets that field only.
+    r = api("PUT", f"{path}/{num}", {"value": 12.5})
+    assert r.status_code == 202 and r.json() == {"id": num, "value": 12.5}
+    assert fake_gorgias.store["tickets"][t["id"]]["custom_fields"] == [
+        {"id": text, "value": "b"}, {"id": num, "value": 12.5}]
+    assert err(api("PUT", f"{path}/{num}", {"value": "12.5"})) == {
+        "msg": "Failed to update custom field value", "data": {"value": ["Not a valid number."]}}
+    assert err(api("PUT", f"{path}/{num}", {}))["data"] == {
+        "value": ["Missing data for required field."]}
+    assert api("PUT", f"{path}/999999", {"value": 1}).status_code == 404
 
 
 def test_ticket_listing_lookup_and_pages(api):
@@ -315,18 +341,18 @@ def test_ticket_listing_lookup_and_pages(api):
 # -- customers, users, tags, macros, custom fields, rules ---------------------------------
 
 def test_customers(fake_gorgias, api):
-    assert api.make("/api/customers", {})["email"] is None  # every field is optional
-    c = api.make("/api/customers", {"email": "Ada@x.io", "external_id": "crm-1", "name": "A"})
+    assert api.make("/api/customers", cust())["email"] is None  # all optional but channels
+    c = api.make("/api/customers", cust("Ada@x.io", external_id="crm-1", name="A"))
     assert c["uri"] == f"/api/customers/{c['id']}/"
-    r = api("POST", "/api/customers", {"email": "ada@X.io"})
+    r = api("POST", "/api/customers", cust("ada@X.io"))
     assert r.status_code == 409 and err(r) == {"msg": "The resource already exists."}
-    other = api.make("/api/customers", {"email": "b@x.io"})
+    other = api.make("/api/customers", cust("b@x.io"))
     assert api("PUT", f"/api/customers/{other['id']}", {"email": "ADA@x.io"}).status_code == 409
     r = api("PUT", f"/api/customers/{c['id']}", {"email": "Ada@x.io", "name": "Ada"})
     assert r.status_code == 202 and r.json()["name"] == "Ada"
-    assert err(api("POST", "/api/customers", {"email": "not-an-email"}))["data"] == {
+    assert err(api("POST", "/api/customers", cust("not-an-email")))["data"] == {
         "email": ["Not a valid email address."]}
-    assert err(api("POST", "/api/customers", {"mail": "a@x.io"}))["data"] == {
+    assert err(api("POST", "/api/customers", cust(mail="a@x.io")))["data"] == {
         "mail": ["No such field."]}
     for query in ("email=ada%40x.io", "email=ADA@X.IO", "external_id=crm-1"):
         assert [x["id"] for x in api("GET", f"/api/customers?{query}").json()["data"]] == [c["id"]]
@@ -336,7 +362,7 @@ def test_customers(fake_gorgias, api):
 
 
 def test_bulk_deletes(fake_gorgias, api):
-    ids = [api.make("/api/customers", {"email": f"{i}@x.io"})["id"] for i in range(3)]
+    ids = [api.make("/api/customers", cust(f"{i}@x.io"))["id"] for i in range(3)]
     r = api("DELETE", "/api/customers", {"ids": [*ids[:2], 999999]})
     assert (r.status_code, r.content) == (204, b"")
     assert list(fake_gorgias.store["customers"]) == ids[2:]
@@ -456,19 +482,19 @@ def test_latency_and_concurrency(fake_gorgias):
 
 def test_5xx_before_and_after(fake_gorgias, api):
     fake_gorgias.add_fault(status=503, method="POST", path="/api/customers")
-    r = api("POST", "/api/customers", {"email": "a@x.io"})
+    r = api("POST", "/api/customers", cust("a@x.io"))
     assert r.status_code == 503 and err(r) == {"msg": "An external service had an issue."}
     assert r.headers[LIMIT_HEADER] == "1/1000"
     assert fake_gorgias.store["customers"] == {}
     fake_gorgias.add_fault(status=502, when="after", count=2, body="<html>bad gateway</html>",
                            content_type="text/html", headers={"X-Edge": "1"})
-    r = api("POST", "/api/customers", {"email": "a@x.io"})
+    r = api("POST", "/api/customers", cust("a@x.io"))
     assert r.status_code == 502 and r.text == "<html>bad gateway</html>"
     assert r.headers["X-Edge"] == "1" and r.headers["Content-Type"] == "text/html"
     assert len(fake_gorgias.store["customers"]) == 1  # applied: the outcome is unknown
-    r = api("POST", "/api/customers", {"email": "a@x.io"})
+    r = api("POST", "/api/customers", cust("a@x.io"))
     assert r.status_code == 502  # the write behind it was a 409 the client never sees
-    assert api("POST", "/api/customers", {"email": "b@x.io"}).status_code == 201
+    assert api("POST", "/api/customers", cust("b@x.io")).status_code == 201
     assert [e["fault"] is not None for e in fake_gorgias.requests] == [True] * 3 + [False]
 
 

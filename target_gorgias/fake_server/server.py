@@ -138,6 +138,13 @@ class FakeGorgias:
         with self._lock:
             return self._api.snapshot()
 
+    @property
+    def outbox(self) -> list[dict[str, Any]]:
+        """Messages Gorgias would have delivered (agent messages created without
+        ``sent_datetime``): ``message_id``, ``ticket_id``, ``channel``, ``to``."""
+        with self._lock:
+            return copy.deepcopy(self._api.outbox)
+
     def add_fault(self, **rule: Any) -> None:
         """Queue a fault rule; rules are tried in order and used up by matching requests.
 
@@ -198,6 +205,7 @@ class FakeGorgias:
                 "rate_limit": self._bucket.limit, "rate_window": self._bucket.window,
                 "call_limit_header": self._bucket.header(),
                 "store_counts": self._api.counts(),
+                "messages_delivered": len(self._api.outbox),
             }
 
     # -- one request -----------------------------------------------------------------------
@@ -321,7 +329,9 @@ class FakeGorgias:
                                               body), ids)
                 return Reply.json(status, payload)
         except ApiError as exc:
-            return Reply.json(exc.status, exc.body)
+            location = getattr(exc, "location", None)
+            return Reply.json(exc.status, exc.body,
+                              {"Location": location} if location else None)
 
 
 def _reject_constant(name: str) -> Any:
@@ -528,6 +538,8 @@ def _control(fake: FakeGorgias, method: str, what: str, query: dict[str, list[st
         if method == "GET" and what == "store":
             return Reply.json(200, {k: {str(i): o for i, o in v.items()}
                                     for k, v in fake.store.items()})
+        if method == "GET" and what == "outbox":
+            return Reply.json(200, fake.outbox)
         if method == "GET" and what == "stats":
             return Reply.json(200, fake.stats())
         if method == "GET" and what == "faults":
