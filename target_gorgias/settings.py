@@ -107,6 +107,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     lookup_before_create: bool = False
     record_limit: int | None = None
+    progress_interval: float = 10.0
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -241,6 +242,21 @@ def _pos_number(config: Mapping[str, Any], key: str, default: float, errors: lis
         errors.append(f"{key}: must be a number > 0, got {value!r}")
         return default
     return float(value)
+
+
+def _interval(config: Mapping[str, Any], key: str, default: float, errors: list[str]) -> float:
+    """Seconds >= 0 (0 turns the feature off); a numeric string (from the environment) too."""
+    value = config.get(key)
+    if value is None:
+        return default
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0:
+        errors.append(f"{key}: must be a number of seconds >= 0 (0 turns it off), got {value!r}")
+        return default
+    return number
 
 
 def _choice(value: Any, choices: tuple[str, ...], where: str, errors: list[str]) -> str:
@@ -464,6 +480,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         lookup_before_create=bool(config.get("lookup_before_create", False)),
         record_limit=(_pos_int(config, "record_limit", 0, errors)
                       if config.get("record_limit") is not None else None),
+        progress_interval=_interval(config, "progress_interval", 10.0, errors),
     )
     if errors:
         raise ConfigError(errors)

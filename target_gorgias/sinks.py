@@ -92,7 +92,7 @@ class GorgiasSink(BatchSink):
         units: list[Unit] = context.pop("units", [])
         if not units:
             return
-        calls = self.builder.calls(units)
+        calls = list(self.builder.calls(units))
         if self.run.dry_run is not None:
             show, output = self.run.dry_run.show, self.run.output
             for call in calls:
@@ -104,7 +104,9 @@ class GorgiasSink(BatchSink):
             self.run.tracker.settle([u.seq for u in units])
             return
         handler = self.run.syncer.send if self.settings.mode != "create" else None
-        self.run.client.send_all(calls, self._done, handler)
+        self.run.waiting.add(len(calls))
+        self.run.client.send_all(calls, self._done,
+                                 self.run.waiting.track(handler or self.run.client.send))
         self.run.raise_if_failed()
 
     def _done(self, result: Result) -> None:
