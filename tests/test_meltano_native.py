@@ -263,3 +263,43 @@ def test_meltano_invoke_check_command(hub_project: tuple[Path, FakeGorgias]) -> 
     assert bad.returncode == 1, out(bad)[-3000:]
     assert "connection check failed" in bad.stdout and "HTTP 401" in bad.stdout
     assert "wrong-key" not in out(bad)
+
+
+# -- the demo's port ----------------------------------------------------------------------------
+
+def test_demo_says_clearly_that_its_port_is_taken() -> None:
+    import os
+    import socket
+    import time
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        started = time.monotonic()
+        proc = subprocess.run(["bash", str(ROOT / "examples" / "demo.sh")], capture_output=True,
+                              text=True, timeout=120, check=False,
+                              env={**os.environ, "PORT": str(port)})
+    assert proc.returncode == 1
+    assert f"port {port} on 127.0.0.1 is taken by another program" in proc.stderr, proc.stderr
+    assert time.monotonic() - started < 8  # no 10 s wait, no answer from the other program
+
+
+def test_demo_picks_a_free_port_when_8080_is_taken() -> None:
+    import os
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if k != "PORT"}
+    with socket.socket() as held:
+        try:
+            held.bind(("127.0.0.1", 8080))
+            held.listen()
+        except OSError:
+            pass  # another program holds 8080 already: the same situation
+        proc = subprocess.run(["bash", str(ROOT / "examples" / "demo.sh")], capture_output=True,
+                              text=True, timeout=300, check=False, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "port 8080 is taken by another program: the fake Gorgias uses a free port" in proc.stdout
+    loading = next(line for line in proc.stdout.splitlines() if "loading examples" in line)
+    assert "127.0.0.1:8080" not in loading
+    assert "ada@example.com" in proc.stdout
