@@ -303,3 +303,54 @@ def test_demo_picks_a_free_port_when_8080_is_taken() -> None:
     loading = next(line for line in proc.stdout.splitlines() if "loading examples" in line)
     assert "127.0.0.1:8080" not in loading
     assert "ada@example.com" in proc.stdout
+
+
+# -- the package -----------------------------------------------------------------------------------
+
+def test_wheel_and_sdist_install_and_run(fake_gorgias, tmp_path: Path) -> None:
+    """``python -m build`` -> ``twine check`` -> the wheel in a fresh venv runs the demo input.
+
+    The fake Gorgias runs in this (the development) process, so the test holds even if the
+    fake server leaves the package one day.
+    """
+    import sys
+
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    assert "deprecated" not in (built.stdout + built.stderr).lower()
+    wheels, sdists = list(dist.glob("*.whl")), list(dist.glob("*.tar.gz"))
+    assert len(wheels) == 1 and len(sdists) == 1
+    twine = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels),
+                            *map(str, sdists)], capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert twine.returncode == 0 and twine.stdout.count("PASSED") == 2, twine.stdout + twine.stderr
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                          str(wheels[0])], capture_output=True, text=True, timeout=600,
+                         check=False)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    cli = venv / "bin" / "target-gorgias"
+    version = subprocess.run([str(cli), "--version"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert version.returncode == 0 and "target-gorgias v0.1.0" in version.stdout
+    cfg = json.loads((ROOT / "examples" / "demo-config.json").read_text())
+    cfg["api_url"] = fake_gorgias.base_url
+    (tmp_path / "demo.json").write_text(json.dumps(cfg))
+    with (ROOT / "examples" / "demo.singer").open() as src:
+        run = subprocess.run([str(cli), "--config", str(tmp_path / "demo.json")], stdin=src,
+                             capture_output=True, text=True, timeout=120, check=False,
+                             cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    emails = sorted(c["email"] for c in fake_gorgias.store["customers"].values())
+    assert emails == ["ada@example.com", "alan@example.com", "grace@example.com"]
+    assert '"replication_key_value":"shipping-label"' in run.stdout
+    # The installed package is the wheel, not this checkout.
+    where = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import target_gorgias; print(target_gorgias.__file__)"],
+                           capture_output=True, text=True, timeout=60, check=True,
+                           cwd=tmp_path).stdout
+    assert str(venv) in where and str(ROOT) not in where
