@@ -265,6 +265,23 @@ def test_meltano_invoke_check_command(hub_project: tuple[Path, FakeGorgias]) -> 
     assert "wrong-key" not in out(bad)
 
 
+def test_stream_maps_null_drops_a_stream_without_a_streams_entry(fake_gorgias, tmp_path: Path
+                                                                 ) -> None:
+    """``__else__: __NULL__`` (the YAML-safe spelling) drops a stream; its records hold no
+    state back and need no ``streams`` entry."""
+    cfg = config(fake_gorgias.base_url, {"tags": {"endpoint": "create_tag"}},
+                 stream_maps={"tags": {"note": "__NULL__"}, "__else__": "__NULL__"})
+    res = run_target(cfg, [schema("tags", {"name": {"type": "string"}, "note": {"type": "string"}}),
+                           schema("other", {"x": {"type": "integer"}}),
+                           record("tags", {"name": "vip", "note": "dropped column"}),
+                           record("other", {"x": 1}),
+                           {"type": "STATE", "value": {"done": 2}}], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert [(r["method"], r["path"], r["body"]) for r in fake_gorgias.requests] == [
+        ("POST", "/api/tags", {"name": "vip"})]
+    assert res.states[-1] == {"done": 2}
+
+
 # -- the demo's port ----------------------------------------------------------------------------
 
 def test_demo_says_clearly_that_its_port_is_taken() -> None:
