@@ -29,6 +29,7 @@ from requests.adapters import HTTPAdapter
 from singer_sdk import metrics
 
 from target_gorgias import __version__
+from target_gorgias.endpoints import TEMPLATES
 from target_gorgias.pacer import HEADER, Pacer, Stopped
 from target_gorgias.request_builder import Call
 
@@ -81,6 +82,8 @@ class Result:
             text += " (Gorgias refused the credentials: check email/api_key or access_token)"
         elif self.status_code == 403:
             text += " (the API key's user lacks permission for this call)"
+        elif self.status_code == 409 and c.method == "POST":
+            text += f" ({_conflict_fix(c.stream, c.endpoint_id)})"
         if self.error:
             text += f": {self.error.get('msg') or ''}".rstrip()
             data = self.error.get("data")
@@ -92,6 +95,17 @@ class Result:
         elif self.note:
             text += f": {self.note}"
         return text
+
+
+def _conflict_fix(stream: str, endpoint_id: str) -> str:
+    """What to set when a create is answered 409: the resource already exists."""
+    template = TEMPLATES.get(endpoint_id)
+    if template is not None and template.lookup is not None:
+        return (f"it already exists in Gorgias: to re-run safely set \"mode\": \"upsert\" with "
+                f"\"match_on\" on stream '{stream}' (update what exists), or "
+                "\"lookup_before_create\": true (skip what exists)")
+    return ("it already exists in Gorgias: leave it out of the input, or send it to an "
+            "update template instead")
 
 
 def _records(pos: list[int]) -> str:

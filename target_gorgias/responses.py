@@ -17,7 +17,11 @@ from target_gorgias.client import Result
 from target_gorgias.request_builder import jsonable, to_json
 
 _NULLABLE_STR = {"type": ["string", "null"]}
-_ANY: dict[str, Any] = {}  # any JSON value
+#: A JSON document kept whole: typed loaders (target-duckdb, the pipelinewise family, SDK SQL
+#: targets) store an object/array property as one JSON column; an untyped ``{}`` is dropped.
+_JSON_DOC: dict[str, Any] = {"type": ["object", "array", "null"]}
+#: Gorgias' ``error.data``: field -> messages, a list, or a plain message.
+_ERROR_DATA: dict[str, Any] = {"type": ["object", "array", "string", "null"]}
 
 #: The JSON Schema of one response record.
 RESPONSE_SCHEMA: dict[str, Any] = {
@@ -31,12 +35,12 @@ RESPONSE_SCHEMA: dict[str, Any] = {
         "status_code": {"type": ["integer", "null"]},
         "ok": {"type": "boolean"},
         "resource_id": {"type": ["integer", "string", "null"]},
-        "response": _ANY,
+        "response": _JSON_DOC,
         "error": {
             "type": ["object", "null"],
             "properties": {
                 "msg": _NULLABLE_STR,
-                "data": _ANY,
+                "data": _ERROR_DATA,
             },
         },
         "record_count": {"type": "integer"},
@@ -50,11 +54,21 @@ RESPONSE_SCHEMA: dict[str, Any] = {
         "request": {
             "type": ["object", "null"],
             "properties": {"method": {"type": "string"}, "url": {"type": "string"},
-                           "body": _ANY},
+                           "body": _JSON_DOC},
         },
     },
     "required": ["request_id", "stream", "endpoint", "method", "url", "ok", "record_count"],
 }
+
+
+def _document(body: Any) -> Any:
+    """Gorgias' answer as the ``response`` column holds it: an object, an array or null.
+
+    A bare JSON scalar (no Gorgias endpoint answers one) is kept as ``{"value": ...}``.
+    """
+    if body is None or isinstance(body, (dict, list)):
+        return body
+    return {"value": body}
 
 
 class Output:
@@ -91,7 +105,7 @@ class Output:
             "status_code": result.status_code,
             "ok": result.ok,
             "resource_id": result.resource_id,
-            "response": result.body,
+            "response": _document(result.body),
             "error": result.error or ({"msg": result.note, "data": None}
                                       if not result.ok and result.note else None),
             "record_count": len(call.units),

@@ -19,6 +19,7 @@ from target_gorgias.custom_fields import CustomFieldTypes
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
 from target_gorgias.pacer import Pacer
+from target_gorgias.progress import Progress, Waiting
 from target_gorgias.request_builder import RecordError, from_json
 from target_gorgias.responses import Output
 from target_gorgias.settings import Settings
@@ -78,6 +79,8 @@ class Run:
         self.failure: str | None = None
         self._lock = threading.Lock()
         self._state_emitted_at = time.monotonic()
+        self.waiting = Waiting()
+        self.progress = Progress(self, settings.progress_interval)
 
     def next_position(self, stream: str) -> int:
         """The 1-based position of the next record of ``stream`` (across schema changes)."""

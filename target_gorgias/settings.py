@@ -152,6 +152,7 @@ class Settings:
     notes: tuple[str, ...] = ()
     preflight: bool = False
     warnings: tuple[str, ...] = ()
+    progress_interval: float = 10.0
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -334,6 +335,21 @@ def _pos_number(config: Mapping[str, Any], key: str, default: float, errors: lis
         errors.append(f"{key}: must be a number > 0, got {value!r}")
         return default
     return float(value)
+
+
+def _interval(config: Mapping[str, Any], key: str, default: float, errors: list[str]) -> float:
+    """Seconds >= 0 (0 turns the feature off); a numeric string (from the environment) too."""
+    value = config.get(key)
+    if value is None:
+        return default
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0:
+        errors.append(f"{key}: must be a number of seconds >= 0 (0 turns it off), got {value!r}")
+        return default
+    return number
 
 
 def _choice(value: Any, choices: tuple[str, ...], where: str, errors: list[str]) -> str:
@@ -634,6 +650,7 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         notes=tuple(notes),
         preflight=dry_run if not isinstance(preflight_raw, bool) else preflight_raw,
         warnings=warnings,
+        progress_interval=_interval(config, "progress_interval", 10.0, errors),
     )
     if errors:
         raise ConfigError(errors)

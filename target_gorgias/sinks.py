@@ -115,7 +115,7 @@ class GorgiasSink(BatchSink):
         units: list[Unit] = context.pop("units", [])
         if not units:
             return
-        calls = self.builder.calls(units)
+        calls = list(self.builder.calls(units))
         if self.run.dry_run is not None:
             show, output = self.run.dry_run.show, self.run.output
             for call in calls:
@@ -129,7 +129,9 @@ class GorgiasSink(BatchSink):
         handler = self.run.syncer.send if self.settings.mode != "create" else None
         if self.settings.endpoint_id in CUSTOM_FIELD_TEMPLATES:
             handler = self.run.custom_fields.send  # values go out with the field's type
-        self.run.client.send_all(calls, self._done, handler)
+        self.run.waiting.add(len(calls))
+        self.run.client.send_all(calls, self._done,
+                                 self.run.waiting.track(handler or self.run.client.send))
         self.run.raise_if_failed()
 
     def _done(self, result: Result) -> None:

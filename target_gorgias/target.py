@@ -13,16 +13,20 @@ from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 
+import click
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
     ConfigValidationError,
     InvalidInputLine,
     RecordsWithoutSchemaException,
 )
+from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.sinks import RecordSink, Sink
 from singer_sdk.target_base import Target
 
+from target_gorgias import about as about_info
+from target_gorgias.check import connection_config, run_check
 from target_gorgias.client import STOP_GRACE
 from target_gorgias.reader import LineReader
 from target_gorgias.redact import SecretFilter, config_secrets
@@ -147,6 +151,10 @@ def _config_schema() -> dict:
                                 "missing or wrong-typed fields) before sending. Default: on "
                                 "for dry runs (flagged, not sent), off otherwise; true: such "
                                 "records follow on_error without a request."),
+        th.Property("progress_interval", th.NumberType, default=10,
+                    description="Seconds between progress lines on long runs (delivered, "
+                                "failed, request rate vs allowed, 429s, calls waiting); "
+                                "0 turns them off."),
     ).to_dict()
 
 
@@ -224,6 +232,9 @@ class TargetGorgias(Target):
         """The probe sink for ``meltano config test``, else the Gorgias sink (if configured)."""
         if stream_name == MELTANO_TEST_STREAM:
             return ProbeSink
+        maps = self.mapper.stream_maps.get(stream_name) or []
+        if maps and all(isinstance(m, RemoveRecordTransform) for m in maps):
+            return DroppedSink  # `__else__: __NULL__` or `<stream>: __NULL__`: nothing to send
         if self.run.settings.stream(stream_name) is None:
             keys = ", ".join(sorted(self.run.settings.streams)) or "none"
             raise TargetFailure(
@@ -291,22 +302,55 @@ class TargetGorgias(Target):
     # -- CLI ----------------------------------------------------------------------------
 
     @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command plus ``--test``: the connection check."""
+        command = super().get_singer_command()
+        command.params.append(click.Option(
+            ["--test"], is_flag=True, default=False,
+            help="Check the base URL and credentials with one read-only call "
+                 "(GET /api/account), send nothing, print one line, exit 0 or 1."))
+        return command
+
+    @classmethod
+    def _get_about_info(cls) -> t.Any:
+        """``--about`` with what is required marked and defaults rendered readably."""
+        return about_info.with_summary(super()._get_about_info())
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """Print ``--about`` (Markdown with a Required column that says what to set)."""
+        print(about_info.formatter(output_format).format_about(cls._get_about_info()))
+
+    @classmethod
     def invoke(  # type: ignore[override]
         cls, *, about: bool = False, about_format: str | None = None,
         config: _ConfigInput | None = None, file_input: t.IO[str] | None = None,
+        test: bool = False,
     ) -> None:
         """Run the target from the CLI: one clear error line and a non-zero exit on failure."""
         if about:
             cls.print_about(about_format)
             sys.exit(0)
-        cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
+        if test:
+            sys.exit(cls.check_connection(config))
+        cls.print_version(print_fn=cls.logger.info)
         target = cls(config=config.config, validate_config=True,
                      parse_env_config=config.parse_env)
         code = target.run_cli(file_input)
         if target.run.client.abandoned:
             _hard_exit(code)  # abandoned requests' threads must not be joined at exit
         sys.exit(code)
+
+    @classmethod
+    def check_connection(cls, config: _ConfigInput) -> int:
+        """``--test``: print ``connection check passed: ...`` or the reason; the exit code."""
+        schema = cls.config_jsonschema
+        cfg = connection_config(config.config, parse_env=config.parse_env, schema=schema,
+                                env_prefix=cls._env_var_prefix)
+        passed, line = run_check(cfg, cls.logger)
+        click.echo(line)
+        return 0 if passed else 1
 
     def run_cli(self, file_input: t.IO[str] | None) -> int:
         """Read all input, deliver it, emit safe state; return the exit code.
@@ -315,6 +359,7 @@ class TargetGorgias(Target):
         loader's last line as the reason it failed.
         """
         code, error = 0, ""
+        self.run.progress.start()
         try:
             self._listening = True
             try:
@@ -333,6 +378,7 @@ class TargetGorgias(Target):
             code, error = 1, f"Run failed at {self._where()}: {_one_line(exc)}"
         finally:
             abandoned = self.run.client.close()
+            self.run.progress.stop()
         if self._terminated and not code:  # the signal came after the input was read
             code = 128 + self._terminated
             error = f"Run {Terminated(self._terminated)}"
@@ -453,6 +499,13 @@ class ProbeSink(RecordSink):
 
     def process_record(self, record: dict, context: dict) -> None:
         """Test records are never sent to Gorgias."""
+
+
+class DroppedSink(RecordSink):
+    """A stream the stream maps remove: the SDK still asks for its sink; it sends nothing."""
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Never called with a record (the map removes them all)."""
 
 
 __all__ = ["TargetGorgias"]
