@@ -345,7 +345,7 @@ class GorgiasClient:
                     delay = retry.retry_after
                     throttled += delay
                     if delay > self.max_retry_after or throttled > self.max_retry_after:
-                        result.outcome = "failed"
+                        result.outcome, result.error = "failed", None
                         result.note = (
                             f"{retry.note}: Gorgias asked to wait {delay:g}s (Retry-After)"
                             + (f", {throttled:g}s in total for this call"
@@ -497,10 +497,11 @@ class GorgiasClient:
         if not found.ok:
             result.outcome, result.fatal = "failed", found.fatal
             result.method, result.url = "GET", found.url
-            result.status_code, result.error, result.body = (found.status_code, found.error,
-                                                             found.body)
-            result.note = (f"lookup by {probe.key} failed ({found.note or found.status_code})"
-                           f"; the create was not {'re-' if uncertain else ''}sent")
+            result.status_code, result.body = found.status_code, found.body
+            said = (found.error or {}).get("msg") or found.note or found.status_code
+            result.note = (f"lookup by {probe.key} failed ({said}); the create was not "
+                           f"{'re-' if uncertain else ''}sent")
+            result.error = {"msg": result.note, "data": (found.error or {}).get("data")}
             result.attempts += found.attempts
             return "failed"
         if item is None:
