@@ -490,7 +490,7 @@ class GorgiasClient:
     def _verify(self, call: Call, probe: Probe, result: Result, uncertain: bool) -> str:
         """Look ``call``'s resource up: "found" (result delivered), "absent", "failed"
         (result failed: a failed lookup is never "absent") or "stopped"."""
-        found, item, trashed = self.find(call.stream, probe)
+        found, item, trashed = self.find(call.stream, probe, call.headers)
         if found.outcome == "not_sent":
             result.outcome = "not_sent"
             return "stopped"
@@ -523,7 +523,7 @@ class GorgiasClient:
                        f"id {item.get('id')})") if uncertain and earlier else None
         return "found"
 
-    def find(self, stream: str, probe: Probe
+    def find(self, stream: str, probe: Probe, headers: Mapping[str, str] | None = None
              ) -> tuple[Result, dict[str, Any] | None, dict[str, Any] | None]:
         """Look ``probe`` up (paced, with retries): (answer, match, trashed match).
 
@@ -540,7 +540,7 @@ class GorgiasClient:
         for _ in range(MAX_LOOKUP_PAGES):
             query = params + ([("cursor", cursor)] if cursor else [])
             found = self.send(Call(stream, "lookup", "GET", f"{probe.path}?{urlencode(query)}",
-                                   {}, None))
+                                   headers or {}, None))
             body = found.body if isinstance(found.body, dict) else {}
             data = body.get("data")
             if found.ok and not isinstance(data, list):

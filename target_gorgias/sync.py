@@ -71,7 +71,7 @@ class Syncer:
             trashed = None
             if found is _UNKNOWN:
                 assert call.lookup is not None
-                res, found, trashed = self.client.find(call.stream, call.lookup)
+                res, found, trashed = self.client.find(call.stream, call.lookup, call.headers)
                 if not res.ok:
                     if res.outcome == "not_sent":  # stopping: neither delivered nor failed
                         return Result(call=call, outcome="not_sent", url=res.url)

@@ -375,3 +375,25 @@ def test_timeout_bounds_a_trickled_answer(fake_gorgias, tmp_path):
     assert "no complete answer within 1s" in res.stderr
     assert held(fake_gorgias, "tickets", "external_id") == {"ext-1": 1}  # found, not re-sent
     assert took < 6, took
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({"lookup_before_create": "sometimes"}, "'sometimes' is not one of"),
+    ({"lookup_grace_seconds": -1}, "lookup_grace_seconds: must be a number >= 0"),
+    ({"max_retry_after": 0}, "max_retry_after: must be a number > 0"),
+])
+def test_new_settings_are_checked_at_start_up(fake_gorgias, tmp_path, extra, expected):
+    res = run_target(cfg(fake_gorgias, **extra), tickets(1), tmp_path)
+    assert res.returncode == 1
+    assert expected in res.stderr
+    assert fake_gorgias.requests == []
+
+
+def test_lookup_mode_from_the_environment(fake_gorgias, tmp_path):
+    """Meltano and --config ENV pass "true"/"false"/"auto" as strings."""
+    conf = cfg(fake_gorgias)
+    res = run_target(conf, tickets(2), tmp_path,
+                     env={"TARGET_GORGIAS_LOOKUP_BEFORE_CREATE": "false"},
+                     args=("--config", "ENV"))
+    assert res.returncode == 0, res.stderr
+    assert [r["method"] for r in fake_gorgias.requests] == ["POST", "POST"]
