@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import signal
 import subprocess
@@ -650,7 +651,6 @@ def test_retry_after_as_http_date_and_on_503(fake_gorgias, api):
     fake_gorgias.add_fault(status=503, retry_after=2)
     r = api("GET", "/api/tags")
     assert r.status_code == 429
-    import email.utils
     when = email.utils.parsedate_to_datetime(r.headers["Retry-After"])
     assert 1 <= when.timestamp() - time.time() <= 4
     r = api("GET", "/api/tags")

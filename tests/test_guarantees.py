@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -397,3 +398,29 @@ def test_lookup_mode_from_the_environment(fake_gorgias, tmp_path):
                      args=("--config", "ENV"))
     assert res.returncode == 0, res.stderr
     assert [r["method"] for r in fake_gorgias.requests] == ["POST", "POST"]
+
+
+def test_upsert_whose_lookup_is_refused_reports_the_lookup(fake_gorgias, tmp_path):
+    """Bad credentials: the failing call is the lookup, so the error says GET, not POST."""
+    streams = {"customers": {"endpoint": "create_customer", "mode": "upsert"}}
+    msgs = [schema("customers", CUSTOMER_PROPS), record("customers", {"email": "a@example.com"})]
+    res = run_target(cfg(fake_gorgias, streams, api_key="wrong-key"), msgs, tmp_path)
+    assert res.returncode == 1
+    assert (f"record 1: GET {fake_gorgias.base_url}/api/customers?email=a%40example.com -> "
+            "HTTP 401 (Gorgias refused the credentials") in res.stderr
+    assert "POST" not in res.stderr.split("Run failed", 1)[1]
+    assert "wrong-key" not in res.stderr
+
+
+def test_lookups_benchmark_runs():
+    """benchmarks/lookups.py --smoke: auto never looks up more than the head window."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "lookups.py"),
+                           "--smoke"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [ln.split("|")[1:-1] for ln in proc.stdout.splitlines() if ln.startswith("| 1")
+            or ln.startswith("| 2")]
+    assert len(rows) == 4
+    for n, mode, creates, lookups, *_ in rows:
+        assert int(creates) == int(n)
+        assert int(lookups) == (int(n) if mode.strip() == "true" else min(int(n), 49))
