@@ -324,7 +324,7 @@ class GorgiasClient:
                     call.path, result.note)
                 uncertain = False
             try:
-                self._attempt(call, result, uncertain_before=result.attempts > 0)
+                self._attempt(call, result, uncertain_before=uncertain)
                 break
             except Stopped:
                 # The run is stopping: not delivered, not failed either. The record stays
@@ -345,12 +345,13 @@ class GorgiasClient:
                     delay = retry.retry_after
                     throttled += delay
                     if delay > self.max_retry_after or throttled > self.max_retry_after:
-                        result.outcome, result.error = "failed", None
+                        result.error = None
                         result.note = (
                             f"{retry.note}: Gorgias asked to wait {delay:g}s (Retry-After)"
                             + (f", {throttled:g}s in total for this call"
                                if throttled > delay else "")
                             + f", more than max_retry_after ({self.max_retry_after:g}s)")
+                        self._give_up(call, probe, result, uncertain, settle_at)
                         break
                     if retry.throttled:
                         self.pacer.pause(delay)  # every thread waits: the account is full

@@ -424,3 +424,30 @@ def test_lookups_benchmark_runs():
     for n, mode, creates, lookups, *_ in rows:
         assert int(creates) == int(n)
         assert int(lookups) == (int(n) if mode.strip() == "true" else min(int(n), 49))
+
+
+def test_delete_whose_answer_was_lost_is_confirmed_by_its_404(fake_gorgias, tmp_path):
+    tag = requests.post(fake_gorgias.base_url + "/api/tags", json={"name": "old"},
+                        auth=(EMAIL, API_KEY), timeout=5).json()
+    fake_gorgias.add_fault(drop="after", method="DELETE")
+    msgs = [schema("gone", {"id": {"type": "integer"}}), record("gone", {"id": tag["id"]}),
+            state({"n": 1})]
+    res = run_target(cfg(fake_gorgias, {"gone": {"endpoint": "delete_tag"}}), msgs, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert fake_gorgias.store["tags"] == {}
+    assert "already deleted" in res.stderr
+    assert res.states == [{"n": 1}]
+
+
+def test_uncertain_create_past_max_retry_after_is_looked_up_before_failing(fake_gorgias,
+                                                                            tmp_path):
+    """A 503 after the write, then a Retry-After too long: the lookup finds the write."""
+    fake_gorgias.add_fault(status=503, when="after", retry_after=60, method="POST")
+    started = time.monotonic()
+    res = run_target(cfg(fake_gorgias, lookup_before_create=False, lookup_grace_seconds=0,
+                         max_retry_after=3), tickets(1), tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert held(fake_gorgias, "tickets", "external_id") == {"ext-1": 1}
+    assert "asked to wait 60s (Retry-After), more than max_retry_after (3s); confirmed by " \
+        "lookup" in res.stderr
+    assert time.monotonic() - started < 10
