@@ -14,12 +14,51 @@ from typing import Any
 class Lookup:
     """How to find a resource that a create may already have made.
 
-    ``path`` is the list endpoint; ``keys`` are record fields Gorgias can filter it by,
-    tried in order (the first one the record carries wins).
+    ``path`` is the list endpoint; ``keys`` are record fields that identify the resource,
+    tried in order (the first one the record carries wins). With ``filter`` the key is sent
+    as the list's filter (``?email=...``); without it the list is paged and scanned (tags
+    have no documented name filter). ``scope``: a path placeholder sent as a filter
+    (messages are listed per ``ticket_id``). Every match is checked on our side.
     """
 
     path: str
     keys: tuple[str, ...]
+    filter: bool = True
+    scope: str | None = None
+
+    def probe(self, key: str, value: str, scope_value: str | None = None) -> Probe:
+        """The lookup for one record."""
+        params: list[tuple[str, str]] = []
+        if self.scope and scope_value is not None:
+            params.append((self.scope, scope_value))
+        params.append((key, value) if self.filter else ("limit", "100"))
+        return Probe(self.path, tuple(params), key, value)
+
+
+#: Keys compared case-insensitively (Gorgias treats email addresses so).
+CASELESS_KEYS = frozenset({"email"})
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One lookup: ``GET path?params``; an item matches only if it carries ``key`` == ``value``
+    (emails case-insensitively), whatever the server's filter returned."""
+
+    path: str
+    params: tuple[tuple[str, str], ...]
+    key: str
+    value: str
+
+    def matches(self, item: Any) -> bool:
+        """True when ``item`` really carries the key value."""
+        if not isinstance(item, dict) or item.get(self.key) is None:
+            return False
+        got = item[self.key]
+        if isinstance(got, bool) or not isinstance(got, (str, int)):
+            return False
+        if self.key in CASELESS_KEYS:
+            return str(got).casefold() == self.value.casefold()
+        return str(got) == self.value
 
 
 @dataclass(frozen=True)
@@ -57,6 +96,8 @@ class Endpoint:
 _TICKET_LOOKUP = Lookup("/api/tickets", ("external_id",))
 _CUSTOMER_LOOKUP = Lookup("/api/customers", ("email", "external_id"))
 _USER_LOOKUP = Lookup("/api/users", ("email", "external_id"))
+_TAG_LOOKUP = Lookup("/api/tags", ("name",), filter=False)
+_MESSAGE_LOOKUP = Lookup("/api/messages", ("external_id",), filter=False, scope="ticket_id")
 
 _MESSAGE = {
     "channel": "email",
@@ -84,6 +125,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "add_ticket_message", "POST", "/api/tickets/{ticket_id}/messages",
         "Add a message to a ticket.",
         {"ticket_id": 42, **_MESSAGE},
+        lookup=_MESSAGE_LOOKUP,
     ),
     Endpoint(
         "update_ticket_message", "PUT", "/api/tickets/{ticket_id}/messages/{message_id}",
@@ -131,6 +173,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "create_tag", "POST", "/api/tags",
         "Create a tag.",
         {"name": "vip", "description": "Very important customer"},
+        lookup=_TAG_LOOKUP,
     ),
     Endpoint(
         "update_tag", "PUT", "/api/tags/{id}",

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import simplejson
 
 from target_gorgias import body_rules
-from target_gorgias.endpoints import TEMPLATES
+from target_gorgias.endpoints import TEMPLATES, Probe
 from target_gorgias.settings import StreamSettings
 
 _MISSING = object()
@@ -184,7 +184,7 @@ class Unit:
     body: bytes | None
     source_key: dict[str, Any]
     group: Any = None
-    lookup: tuple[str, dict[str, str]] | None = None
+    lookup: Probe | None = None
     match: tuple[str, str] | None = None
     #: What Gorgias would reject in this record's body: (field, problem) pairs.
     problems: list[body_rules.Problem] = field(default_factory=list)
@@ -208,8 +208,8 @@ class Call:
     headers: Mapping[str, str]
     body: bytes | None
     units: list[Unit] = field(default_factory=list)
-    lookup: tuple[str, dict[str, str]] | None = None
-    lookup_first: bool = False
+    lookup: Probe | None = None
+    lookup_first: bool | str = False  # True, False or "auto" (lookup_before_create)
     mode: str = "create"
     match: tuple[str, str] | None = None
     update_path: str | None = None
@@ -332,11 +332,17 @@ class RequestBuilder:
             value = get_path(record, batch.group_by)
             group = None if value is _MISSING else to_json(value)
         lookup = None
-        if self.settings.lookup and not batch.enabled:
-            for key in self.settings.lookup.keys:
+        spec = self.settings.lookup
+        if spec and not batch.enabled:
+            scope = None
+            if spec.scope:
+                found = get_path(record, self.settings.path_params.get(spec.scope, spec.scope))
+                scope = None if found is _MISSING else str(found)
+            for key in spec.keys:
                 value = body.get(key)
-                if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
-                    lookup = (self.settings.lookup.path, {key: str(value)})
+                if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) \
+                        and (scope is not None or not spec.scope):
+                    lookup = spec.probe(key, str(value), scope)
                     break
         match = None
         if self.settings.match_on:
@@ -346,7 +352,7 @@ class RequestBuilder:
                                   f"mode '{self.settings.mode}' matches on this field, which is "
                                   "missing or empty", self.settings.match_on)
             match = (self.settings.match_on, str(value))
-            lookup = None
+            lookup = spec.probe(self.settings.match_on, str(value)) if spec else None
         source_key = {k: record.get(k) for k in self.key_properties}
         return Unit(seq, position, path, encoded, source_key, group, lookup, match, problems)
 

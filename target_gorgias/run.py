@@ -14,7 +14,7 @@ import threading
 import time
 import typing as t
 
-from target_gorgias.client import GorgiasClient, Result, auth_header
+from target_gorgias.client import GorgiasClient, Result, auth_header, head_window
 from target_gorgias.custom_fields import CustomFieldTypes
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
@@ -65,6 +65,10 @@ class Run:
             headers=settings.headers, timeout=settings.timeout, pacer=self.pacer,
             max_retries=settings.max_retries, max_concurrency=settings.max_concurrency,
             ca_bundle=settings.ca_bundle, logger=logger,
+            max_retry_after=settings.max_retry_after,
+            lookup_grace=settings.lookup_grace_seconds,
+            head_window=head_window(settings.max_concurrency, settings.rate_limit,
+                                    settings.rate_limit_window, STATE_INTERVAL),
         )
         self.syncer = Syncer(self.client)
         self.custom_fields = CustomFieldTypes(self.client)

@@ -92,7 +92,7 @@ class StreamSettings:
     batch: BatchSettings = BatchSettings()
     on_error: str = "fail"
     lookup: Lookup | None = None
-    lookup_before_create: bool = False
+    lookup_before_create: bool | str = "auto"  # True, False or "auto"
     mode: str = "create"
     match_on: str | None = None
     update_path: str | None = None
@@ -146,13 +146,15 @@ class Settings:
     response_include_request: bool = False
     ca_bundle: str | None = None
     max_body_bytes: int = 1024 * 1024
-    lookup_before_create: bool = False
+    lookup_before_create: bool | str = "auto"
     record_limit: int | None = None
     #: Start-up notices (e.g. a credential that was trimmed), logged as warnings.
     notes: tuple[str, ...] = ()
     preflight: bool = False
     warnings: tuple[str, ...] = ()
     progress_interval: float = 10.0
+    lookup_grace_seconds: float = 2.0
+    max_retry_after: float = 300.0
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -352,6 +354,17 @@ def _interval(config: Mapping[str, Any], key: str, default: float, errors: list[
     return number
 
 
+def _grace(config: Mapping[str, Any], errors: list[str]) -> float:
+    """``lookup_grace_seconds``: a number >= 0 (0: look up at once)."""
+    value = config.get("lookup_grace_seconds")
+    if value is None:
+        return 2.0
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or value < 0:
+        errors.append(f"lookup_grace_seconds: must be a number >= 0, got {value!r}")
+        return 2.0
+    return float(value)
+
+
 def _choice(value: Any, choices: tuple[str, ...], where: str, errors: list[str]) -> str:
     if value not in choices:
         errors.append(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
@@ -392,8 +405,20 @@ def _batch(raw: Any, defaults: Mapping[str, Any], where: str, errors: list[str])
     )
 
 
-def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lookup: bool,
-            errors: list[str], upsert_by_default: bool = False) -> StreamSettings | None:
+def _lookup_mode(value: Any, where: str, errors: list[str]) -> bool | str:
+    """``lookup_before_create``: true, false or "auto" (also as strings, from the env)."""
+    if isinstance(value, bool) or value == "auto":
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "auto"):
+        text = value.strip().lower()
+        return text if text == "auto" else text == "true"
+    errors.append(f"{where}: must be true, false or \"auto\", got {value!r}")
+    return "auto"
+
+
+def _stream(key: str, raw: Any, base_url: str, default_on_error: str,
+            default_lookup: bool | str, errors: list[str], upsert_by_default: bool = False
+            ) -> StreamSettings | None:
     where = f"streams.{key}"
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: must be an object with 'endpoint' or 'method' + 'path'")
@@ -525,7 +550,8 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
         on_error=_choice(raw.get("on_error", default_on_error), ON_ERROR_CHOICES,
                          f"{where}.on_error", errors),
         lookup=template.lookup if template and method == "POST" else None,
-        lookup_before_create=bool(raw.get("lookup_before_create", default_lookup)),
+        lookup_before_create=_lookup_mode(raw.get("lookup_before_create", default_lookup),
+                                          f"{where}.lookup_before_create", errors),
         mode=mode,
         match_on=match_on if mode != "create" else None,
         update_path=sync.update_path if sync and mode != "create" else None,
@@ -601,12 +627,13 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
     on_error = _choice(config.get("on_error", "fail"), ON_ERROR_CHOICES, "on_error", errors)
     streams_raw = config.get("streams") or {}
     streams: dict[str, StreamSettings] = {}
+    lookup_mode = _lookup_mode(config.get("lookup_before_create", "auto"),
+                               "lookup_before_create", errors)
     if not isinstance(streams_raw, Mapping):
         errors.append("streams: must be an object: stream name (or glob) -> stream settings")
     else:
         for key, raw in streams_raw.items():
-            parsed = _stream(str(key), raw, base_url, on_error,
-                             bool(config.get("lookup_before_create", False)), errors,
+            parsed = _stream(str(key), raw, base_url, on_error, lookup_mode, errors,
                              upsert_by_default=load_method == "upsert")
             if parsed:
                 streams[str(key)] = parsed
@@ -644,7 +671,9 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         response_include_request=bool(config.get("response_include_request", False)),
         ca_bundle=ca_bundle,
         max_body_bytes=_pos_int(config, "max_body_bytes", 1024 * 1024, errors),
-        lookup_before_create=bool(config.get("lookup_before_create", False)),
+        lookup_before_create=lookup_mode,
+        lookup_grace_seconds=_grace(config, errors),
+        max_retry_after=_pos_number(config, "max_retry_after", 300.0, errors),
         record_limit=(_pos_int(config, "record_limit", 0, errors)
                       if config.get("record_limit") is not None else None),
         notes=tuple(notes),

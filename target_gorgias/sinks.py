@@ -8,7 +8,7 @@ from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_gorgias.client import Result
+from target_gorgias.client import Result, unverifiable_warning
 from target_gorgias.custom_fields import CUSTOM_FIELD_TEMPLATES
 from target_gorgias.request_builder import Call, RecordError, RequestBuilder, Unit
 from target_gorgias.validation import FastValidator
@@ -44,6 +44,13 @@ class GorgiasSink(BatchSink):
                                       preflight=self.run.settings.preflight)
         self._rejected = False
         intent = intent_note(settings.message_intent)
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        warning = unverifiable_warning(
+            stream_name, settings.endpoint_id, settings.method, settings.mode,
+            settings.lookup.keys if settings.lookup else None, settings.batch.enabled,
+            None if settings.unflatten_separator or not isinstance(props, dict) else set(props))
+        if warning and not self.run.dry_run:
+            self.logger.warning("%s", warning)
         self.logger.info(
             "Stream '%s' -> %s %s (%s%s%s)", stream_name, settings.method, settings.path,
             settings.endpoint_id if settings.endpoint_id != "manual" else "manual config",

@@ -71,7 +71,8 @@ _STREAM_SCHEMA = {
         "headers": {"type": ["string", "object"]},
         "batch": _BATCH_SCHEMA,
         "on_error": {"type": "string", "enum": list(ON_ERROR_CHOICES)},
-        "lookup_before_create": {"type": "boolean"},
+        "lookup_before_create": {"type": ["boolean", "string"],
+                                 "enum": [True, False, "auto", "true", "false"]},
         "mode": {"type": "string", "enum": ["create", "update", "upsert"]},
         "match_on": {"type": "string"},
         "unflatten": {"type": "boolean"},
@@ -119,8 +120,16 @@ def _config_schema() -> dict:
         th.Property("max_concurrency", th.IntegerType, default=4,
                     description="Requests in flight at once, across all streams."),
         th.Property("max_retries", th.IntegerType, default=5,
-                    description="Retries of one request (429, 5xx, timeouts, dropped "
-                                "connections)."),
+                    description="Retries of one request (5xx, timeouts, dropped "
+                                "connections; 429s do not count, see max_retry_after)."),
+        th.Property("max_retry_after", th.NumberType, default=300,
+                    description="Longest Retry-After wait (seconds or HTTP date, on 429 and "
+                                "503) honoured, for one pause and in total for one call; a "
+                                "longer one fails the call naming the wait asked."),
+        th.Property("lookup_grace_seconds", th.NumberType, default=2,
+                    description="After a timeout, dropped connection or 5xx, wait this long "
+                                "before the lookup that decides whether to re-send a create "
+                                "(covers a write Gorgias commits after the client gave up)."),
         th.Property("on_error", th.StringType, default="fail", allowed_values=["fail", "continue"],
                     description="fail: stop at the first record Gorgias rejects. continue: "
                                 "report it, go on, exit 0. Can be set per stream too."),
@@ -141,11 +150,17 @@ def _config_schema() -> dict:
                     description="Take only the first N records of the input and emit no "
                                 "state: with dry_run a preview of the exact requests, "
                                 "without it a send-test of N real records."),
-        th.Property("lookup_before_create", th.BooleanType, default=False,
-                    description="Before each create whose record has a lookup key (tickets: "
-                                "external_id; customers and users: email or external_id), "
-                                "look it up and skip the create if it exists: exactly-once "
-                                "after a crash, at one extra GET per record. Also per stream."),
+        th.Property("lookup_before_create",
+                    th.CustomType({"type": ["boolean", "string"],
+                                   "enum": [True, False, "auto", "true", "false"]}),
+                    default="auto",
+                    description="Before a create whose record has a lookup key (tickets, "
+                                "messages: external_id; customers, users: email or "
+                                "external_id; tags: name), look it up and skip the create if "
+                                "it exists. auto: only the head of each stream, until a run "
+                                "of lookups is absent (exactly-once after a crash at a small "
+                                "constant cost); true: every create; false: none. Uncertain "
+                                "outcomes are always looked up. Also per stream."),
         th.Property("preflight", th.BooleanType,
                     description="Check every body against what Gorgias accepts (unknown, "
                                 "missing or wrong-typed fields) before sending. Default: on "
@@ -411,9 +426,9 @@ class TargetGorgias(Target):
         st = run.client.stats
         self.logger.info(
             "Summary: %s. %d requests, %d retries, %d throttled (429), %d lookups, "
-            "%.1fs waiting for the rate limit%s",
+            "%d uncertain re-sends, %.1fs waiting for the rate limit%s",
             run.summary.line(), st.requests, st.retries, st.throttled, st.lookups,
-            run.pacer.waited, "" if not code else " (run did not complete)",
+            st.uncertain_resends, run.pacer.waited, "" if not code else " (run did not complete)",
         )
 
 

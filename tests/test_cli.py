@@ -36,6 +36,11 @@ def test_records_become_customers_and_state_follows(fake_gorgias, tmp_path):
     assert "3 delivered, 0 failed" in res.stderr
 
 
+def writes(srv) -> list[dict]:
+    """The write requests (not the lookups ``lookup_before_create: auto`` makes first)."""
+    return [r for r in srv.requests if r["method"] != "GET"]
+
+
 def test_datetimes_and_decimals_sent_as_json(fake_gorgias, tmp_path):
     cfg = config(fake_gorgias.base_url, {"customers": {"endpoint": "create_customer",
                                                        "exclude_attributes": ["id"]}})
@@ -43,8 +48,9 @@ def test_datetimes_and_decimals_sent_as_json(fake_gorgias, tmp_path):
         "id": 1, "email": "t@example.com", "meta": {"ltv": 1234.5678}})]
     res = run_target(cfg, msgs, tmp_path)
     assert res.returncode == 0, res.stderr
-    assert fake_gorgias.requests[0]["body"]["meta"] == {"ltv": 1234.5678}
-    assert fake_gorgias.requests[0]["raw_body"].count("1234.5678") == 1
+    [sent] = writes(fake_gorgias)
+    assert sent["body"]["meta"] == {"ltv": 1234.5678}
+    assert sent["raw_body"].count("1234.5678") == 1
 
 
 def test_unconfigured_stream_fails_at_schema(fake_gorgias, tmp_path):
@@ -125,8 +131,11 @@ def test_request_headers_reach_gorgias(fake_gorgias, tmp_path):
     res = run_target(cfg, [schema("tags", {"name": {"type": "string"}}),
                            record("tags", {"name": "vip"})], tmp_path)
     assert res.returncode == 0, res.stderr
-    headers = {k.lower(): v for k, v in fake_gorgias.requests[0]["headers"].items()}
-    assert headers["x-team"] == "data" and headers["x-trace"] == "a:b:c"
+    lookup, sent = fake_gorgias.requests  # lookup_before_create: auto looks the head up
+    assert lookup["method"] == "GET"
+    headers = {k.lower(): v for k, v in sent["headers"].items()}
+    for got in (headers, {k.lower(): v for k, v in lookup["headers"].items()}):
+        assert got["x-team"] == "data" and got["x-trace"] == "a:b:c" and got["x-stream"] == "tags"
     assert headers["x-stream"] == "tags"
     assert headers["content-type"] == "application/json"
 
@@ -206,7 +215,7 @@ def test_stream_maps_and_metadata_columns(fake_gorgias, tmp_path):
                                             "name": "'VIP ' + name"}})
     res = run_target(cfg, [CUSTOMER_SCHEMA, *customers(2)], tmp_path)
     assert res.returncode == 0, res.stderr
-    bodies = [r["body"] for r in fake_gorgias.requests]
+    bodies = [r["body"] for r in writes(fake_gorgias)]
     assert sorted(b["name"] for b in bodies) == ["VIP C 1", "VIP C 2"]
     assert sorted(b["email"] for b in bodies) == ["c1@example.com", "c2@example.com"]
     assert all(not any(k.startswith("_sdc_") for k in b) for b in bodies)

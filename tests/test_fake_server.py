@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import signal
 import subprocess
@@ -631,3 +632,71 @@ def test_cli_refuses(args):
     res = subprocess.run([sys.executable, "-m", "target_gorgias.fake_server", "--port", "0",
                           *args], capture_output=True, text=True, timeout=30, check=False)
     assert res.returncode == 2 and res.stdout == "" and res.stderr
+
+
+# -- fault modes for the delivery guarantees (issue 11) -----------------------------------------
+
+
+def test_slow_commit_applies_the_write_after_the_client_gave_up(fake_gorgias, api):
+    fake_gorgias.add_fault(commit_delay_ms=800, method="POST", path="/api/tags")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        api.s.post(api.base + "/api/tags", json={"name": "late"}, timeout=0.3)
+    assert fake_gorgias.store["tags"] == {}  # not yet applied when the client gave up
+    wait_for(lambda: len(fake_gorgias.store["tags"]) == 1)
+    assert [t["name"] for t in fake_gorgias.store["tags"].values()] == ["late"]
+
+
+def test_trickled_body_arrives_slowly_but_whole(fake_gorgias, api):
+    fake_gorgias.add_fault(trickle_ms=30, method="POST")
+    started = time.monotonic()
+    r = api("POST", "/api/tags", {"name": "slow"})
+    took = time.monotonic() - started
+    assert r.status_code == 201 and r.json()["name"] == "slow"
+    assert took >= 30 / 1000 * (len(r.content) // 8)  # 8 bytes per 30 ms
+
+
+def test_non_json_2xx_applies_the_write(fake_gorgias, api):
+    fake_gorgias.add_fault(non_json=True, method="POST")
+    r = api("POST", "/api/tags", {"name": "html"})
+    assert r.status_code == 201
+    assert r.headers["Content-Type"].startswith("text/html")
+    assert [t["name"] for t in fake_gorgias.store["tags"].values()] == ["html"]
+
+
+def test_list_endpoint_that_ignores_its_filter(fake_gorgias, api):
+    api.make("/api/customers", {"email": "a@example.com"})
+    api.make("/api/customers", {"email": "b@example.com"})
+    assert len(api("GET", "/api/customers", params={"email": "b@example.com"}).json()["data"]) == 1
+    fake_gorgias.add_fault(ignore_filter=True, method="GET", path="/api/customers")
+    data = api("GET", "/api/customers", params={"email": "b@example.com"}).json()["data"]
+    assert sorted(c["email"] for c in data) == ["a@example.com", "b@example.com"]
+
+
+def test_retry_after_as_http_date_and_on_503(fake_gorgias, api):
+    fake_gorgias.add_fault(status=429, retry_after=3, retry_after_date=True)
+    fake_gorgias.add_fault(status=503, retry_after=2)
+    r = api("GET", "/api/tags")
+    assert r.status_code == 429
+    when = email.utils.parsedate_to_datetime(r.headers["Retry-After"])
+    assert 1 <= when.timestamp() - time.time() <= 4
+    r = api("GET", "/api/tags")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+
+
+def test_trashed_tickets_are_listed_unless_told_otherwise(fake_gorgias, api):
+    kept = api.ticket(external_id="t-1")
+    trashed = api.ticket(external_id="t-1")
+    assert api("PUT", f"/api/tickets/{trashed['id']}",
+               {"trashed_datetime": "2026-01-01T00:00:00+00:00"}).status_code == 202
+    listed = api("GET", "/api/tickets", params={"external_id": "t-1"}).json()["data"]
+    assert sorted(t["id"] for t in listed) == sorted([kept["id"], trashed["id"]])  # default true
+    live = api("GET", "/api/tickets", params={"external_id": "t-1", "trashed": "false"})
+    assert [t["id"] for t in live.json()["data"]] == [kept["id"]]
+    assert api("GET", "/api/tickets", params={"trashed": "maybe"}).status_code == 400
+
+
+def test_new_fault_keys_are_checked(fake_gorgias):
+    with pytest.raises(ValueError, match="commit_delay_ms must be a number"):
+        fake_gorgias.add_fault(commit_delay_ms=-1)
+    with pytest.raises(ValueError, match="needs one of"):
+        fake_gorgias.add_fault(retry_after_date=True)

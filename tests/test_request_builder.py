@@ -132,7 +132,17 @@ def test_source_keys_and_lookup():
     b = builder({"endpoint": "create_customer"}, key_properties=["crm_id"])
     u = b.unit({"crm_id": 7, "email": "a@b.c", "external_id": "e1"}, 0, 1)
     assert u.source_key == {"crm_id": 7}
-    assert u.lookup == ("/api/customers", {"email": "a@b.c"})
+    assert u.lookup is not None
+    assert (u.lookup.path, u.lookup.params) == ("/api/customers", (("email", "a@b.c"),))
+    assert u.lookup.matches({"email": "A@B.C"}) and not u.lookup.matches({"email": "x@b.c"})
+    tag = builder({"endpoint": "create_tag"}).unit({"name": "VIP"}, 0, 1).lookup
+    assert tag is not None and tag.params == (("limit", "100"),)  # no name filter: scanned
+    assert tag.matches({"name": "VIP"}) and not tag.matches({"name": "vip"})
+    msg = builder({"endpoint": "add_ticket_message"}).unit(
+        {"ticket_id": 42, "external_id": "m-1", "channel": "email", "from_agent": False}, 0, 1)
+    assert msg.lookup is not None and msg.lookup.params == (("ticket_id", "42"), ("limit", "100"))
+    assert builder({"endpoint": "add_ticket_message"}).unit(
+        {"ticket_id": 42, "channel": "email", "from_agent": False}, 0, 1).lookup is None
 
 
 def test_state_queue_stays_small_and_waits_for_open_units():

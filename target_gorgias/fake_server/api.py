@@ -406,6 +406,11 @@ class GorgiasApi:
         wanted = req.query.get("ticket_ids[]") or req.query.get("ticket_ids")
         if wanted:
             rows = [t for t in rows if str(t["id"]) in wanted]
+        trashed = req.query.get("trashed", ["true"])[0].lower()
+        if trashed not in ("true", "false"):
+            raise ApiError(400, "Invalid request.", {"trashed": ["Not a valid boolean."]})
+        if trashed == "false":  # Gorgias' default (true) lists trashed tickets too
+            rows = [t for t in rows if not t.get("trashed_datetime")]
         return self._listing(req, rows, lambda t: self._render_ticket(t["id"]))
 
     def _create_ticket(self, req: Req, ids: list[int]) -> tuple[int, Any]:
