@@ -38,7 +38,8 @@ def singer(n: int) -> str:
     for i in range(1, n + 1):
         lines.append({"type": "RECORD", "stream": "tickets", "record": {
             "external_id": f"bench-{i}", "messages": [
-                {"channel": "email", "from_agent": False, "via": "api", "body_text": "x"}]}})
+                {"channel": "email", "from_agent": False, "via": "api", "body_text": "x",
+                 "sender": {"email": f"c{i}@example.com"}}]}})
         lines.append({"type": "STATE", "value": {"n": i}})
     return "".join(json.dumps(m) + "\n" for m in lines)
 

@@ -25,7 +25,8 @@ from target_gorgias.endpoints import Lookup
 from target_gorgias.request_builder import Call, Unit
 from tests.support import API_KEY, CLI, EMAIL, config, record, run_target, schema, state
 
-MSG = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi"}
+MSG = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi",
+       "source": {"type": "email", "from": {"address": "ada@example.com"}}}
 TICKET_PROPS = {"external_id": {"type": "string"}, "subject": {"type": "string"},
                 "messages": {"type": "array"}}
 CUSTOMER_PROPS = {"email": {"type": "string"}, "name": {"type": "string"}}
@@ -54,7 +55,8 @@ def posts(srv, path: str) -> int:
 
 
 def seed_customer(srv, email: str, **extra) -> dict:
-    r = requests.post(srv.base_url + "/api/customers", json={"email": email, **extra},
+    r = requests.post(srv.base_url + "/api/customers", json={"email": email, "channels": [{"type": "email", "address": email, "preferred": True}],
+                            **extra},
                       auth=(EMAIL, API_KEY), timeout=5)
     assert r.status_code == 201, r.text
     return r.json()

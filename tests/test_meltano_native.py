@@ -150,7 +150,9 @@ def test_progress_line_counts_unit() -> None:
 # -- 409 names the fix ---------------------------------------------------------------------------
 
 def test_conflict_on_create_names_the_fix(fake_gorgias, tmp_path: Path) -> None:
-    cfg = config(fake_gorgias.base_url, {"customers": {"endpoint": "create_customer"}})
+    # lookup_before_create: false, or a record past the head that auto looks up.
+    cfg = config(fake_gorgias.base_url, {"customers": {"endpoint": "create_customer"}},
+                 lookup_before_create=False)
     msgs = [schema("customers", {"email": {"type": "string"}}),
             record("customers", {"email": "ada@example.com"})]
     assert run_target(cfg, msgs, tmp_path).returncode == 0
@@ -277,8 +279,8 @@ def test_stream_maps_null_drops_a_stream_without_a_streams_entry(fake_gorgias, t
                            record("other", {"x": 1}),
                            {"type": "STATE", "value": {"done": 2}}], tmp_path)
     assert res.returncode == 0, res.stderr
-    assert [(r["method"], r["path"], r["body"]) for r in fake_gorgias.requests] == [
-        ("POST", "/api/tags", {"name": "vip"})]
+    assert [(r["method"], r["path"], r["body"]) for r in fake_gorgias.requests
+            if r["method"] != "GET"] == [("POST", "/api/tags", {"name": "vip"})]
     assert res.states[-1] == {"done": 2}
 
 
