@@ -23,7 +23,6 @@ rewritten before compiling so that holds (property-tested in tests/test_validati
 from __future__ import annotations
 
 import decimal
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -150,7 +149,7 @@ class _Translator:
             elif key in _SCHEMA_LISTS:
                 if not isinstance(value, list):
                     raise Unsupported(f"a non-array '{key}'")
-                out[key] = [self.schema(sub) for sub in value]
+                out.setdefault(key, []).extend(self.schema(sub) for sub in value)
             elif key in _NUMBER_BOUNDS:
                 out[key] = self.number(key, value)
             elif key == "multipleOf":
@@ -160,7 +159,10 @@ class _Translator:
             elif key in ("enum", "const"):
                 if _has_fraction(value):
                     raise Unsupported(f"a fractional number in '{key}'")
-                out[key] = value
+                if key == "const":  # same rule in jsonschema; fastjsonschema's const needs
+                    out.setdefault("allOf", []).append({"enum": [value]})  # detailed errors
+                else:
+                    out[key] = value
             elif key == "pattern":
                 _check_pattern(value)
                 out[key] = value
@@ -216,9 +218,8 @@ def compile_schema(schema: Any, format_checker: jsonschema.FormatChecker | None 
         check = fastjsonschema.compile(translated, formats=formats, use_default=False,
                                        use_formats=format_checker is not None,
                                        detailed_exceptions=False)
-    except (fastjsonschema.JsonSchemaDefinitionException, re.error, SyntaxError, KeyError,
-            ValueError, IndexError) as exc:
-        return CompiledSchema(None, f"fastjsonschema cannot compile it ({exc})")
+    except Exception as exc:  # any trouble compiling: jsonschema alone, as before
+        return CompiledSchema(None, f"fastjsonschema cannot compile it ({exc!r})")
     return CompiledSchema(check)
 
 
