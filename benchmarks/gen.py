@@ -35,6 +35,38 @@ TICKET_SCHEMA = {
 }
 TAG_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"},
                                                "description": {"type": "string"}}}
+#: A customers table as a SQL tap describes it: lengths, bounds, numeric scale, enums, nulls.
+CUSTOMER_DB_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer", "minimum": -2147483648, "maximum": 2147483647},
+        "external_id": {"type": "string", "maxLength": 255},
+        "email": {"type": ["string", "null"], "maxLength": 320},
+        "name": {"type": ["string", "null"], "maxLength": 255},
+        "language": {"anyOf": [{"type": "string", "enum": ["en", "fr", "de", "es"]},
+                               {"type": "null"}]},
+        "timezone": {"type": ["string", "null"], "maxLength": 64},
+        "note": {"type": ["string", "null"]},
+        "meta": {"type": ["object", "null"], "properties": {
+            "lifetime_value": {"type": ["number", "null"], "multipleOf": 0.01,
+                               "minimum": -99999999.99, "maximum": 99999999.99},
+            "discount_rate": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                              "exclusiveMaximum": 1, "multipleOf": 0.0001},
+            "orders_count": {"type": ["integer", "null"], "minimum": 0},
+            "vip": {"type": ["boolean", "null"]},
+            "created_at": {"type": ["string", "null"], "format": "date-time"},
+            "birthday": {"type": ["string", "null"], "format": "date"},
+            "segments": {"type": ["array", "null"],
+                         "items": {"type": "string", "maxLength": 50}},
+            "address": {"type": ["object", "null"], "properties": {
+                "line1": {"type": "string", "maxLength": 255},
+                "zip": {"type": ["string", "null"], "maxLength": 16},
+                "country": {"type": "string", "minLength": 2, "maxLength": 2}},
+                "required": ["line1", "country"]},
+        }},
+    },
+    "required": ["id", "external_id"],
+}
 
 
 def ticket(i: int) -> dict:
@@ -52,21 +84,38 @@ def ticket(i: int) -> dict:
     }
 
 
+def customer_db(i: int) -> dict:
+    """A row of a customers table, as a SQL tap emits it."""
+    return {
+        "id": i, "external_id": f"crm-{i}", "email": f"customer{i}@example.com",
+        "name": f"Customer {i}", "language": ("en", "fr", "de", None)[i % 4],
+        "timezone": "Europe/Paris", "note": None if i % 3 else "prefers email",
+        "meta": {"lifetime_value": round(i * 1.37 % 10000, 2), "discount_rate": 0.125,
+                 "orders_count": i % 40, "vip": i % 10 == 0,
+                 "created_at": "2024-05-01T10:00:00.000000+00:00", "birthday": "1990-02-03",
+                 "segments": ["newsletter", "repeat-buyer"],
+                 "address": {"line1": f"{i} Rue de Rivoli", "zip": "75001", "country": "FR"}},
+    }
+
+
 def tag(i: int) -> dict:
     """A small create_tag record."""
     return {"name": f"tag-{i}", "description": "imported"}
 
 
+SHAPES = {"ticket": (ticket, TICKET_SCHEMA, "external_id"), "tag": (tag, TAG_SCHEMA, "name"),
+          "customer_db": (customer_db, CUSTOMER_DB_SCHEMA, "id")}
+
+
 def main() -> None:
     """Write SCHEMA, N RECORDs (a STATE every 1000) and a final STATE."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--shape", choices=["ticket", "tag"], default="ticket")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="ticket")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--stream", default=None)
     args = parser.parse_args()
     stream = args.stream or f"{args.shape}s"
-    make, schema_, key = ((ticket, TICKET_SCHEMA, "external_id") if args.shape == "ticket"
-                          else (tag, TAG_SCHEMA, "name"))
+    make, schema_, key = SHAPES[args.shape]
     out = sys.stdout
     out.write(json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema_,
                           "key_properties": [key]}) + "\n")

@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/run.py --quick    # smaller inputs
     .venv/bin/python benchmarks/run.py --smoke    # tiny: checks the benchmarks still run
 
-1. overhead  - dry run of N records vs a no-op SDK target on the same input (wall time)
+1. overhead  - dry run of N records vs a no-op SDK target on the same input (CPU time), on a
+               SaaS-style (tickets), a database-style (customers table) and a tiny schema
 2. rate      - utilisation of a scaled rate limit with random latency, and 429s, vs the naive
                sequential client (sleep Retry-After on 429)
 3. latency   - requests/s at max_concurrency 1, 4, 16 with no rate limit, 100-300 ms latency
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,14 +50,23 @@ def gen_file(tmp: Path, shape: str, count: int) -> Path:
 
 def timed(cmd: list[str], stdin_path: Path, env: dict[str, str] | None = None) -> float:
     """Wall seconds of ``cmd`` reading ``stdin_path`` (stdout/stderr discarded)."""
+    return timed_cpu(cmd, stdin_path, env)[0]
+
+
+def timed_cpu(cmd: list[str], stdin_path: Path, env: dict[str, str] | None = None
+              ) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of ``cmd`` reading ``stdin_path``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with stdin_path.open() as fh:
         started = time.perf_counter()
         proc = subprocess.run(cmd, stdin=fh, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True, check=False, env=env)
         elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def write_json(tmp: Path, name: str, data: dict[str, Any]) -> Path:
@@ -70,18 +81,30 @@ def dry_config(tmp: Path, stream: str, endpoint: str, **extra: Any) -> Path:
         "dry_run": True, "streams": {stream: {"endpoint": endpoint, **extra}}})
 
 
+#: shape -> (label, endpoint, stream settings, goal for the CPU ratio)
+OVERHEAD_SHAPES = {
+    "ticket": ("SaaS-style ticket", "create_ticket", {}, 0.40),
+    "customer_db": ("database-style customer", "create_customer",
+                    {"exclude_attributes": ["id"]}, 0.40),
+    "tag": ("tiny tag", "create_tag", {}, 1.30),
+}
+
+
 def bench_overhead(tmp: Path, n: int, repeat: int) -> list[tuple[str, str, str]]:
+    """CPU of a dry run vs a no-op SDK target on the same input (best of ``repeat``)."""
     rows = []
     noop_cfg = write_json(tmp, "noop.json", {})
-    for shape, endpoint in (("ticket", "create_ticket"), ("tag", "create_tag")):
+    for shape, (label, endpoint, extra, goal) in OVERHEAD_SHAPES.items():
         data = gen_file(tmp, shape, n)
-        cfg = dry_config(tmp, f"{shape}s", endpoint)
-        ours = min(timed([CLI, "--config", str(cfg)], data) for _ in range(repeat))
-        base = min(timed([PY, str(HERE / "noop_target.py"), "--config", str(noop_cfg)], data)
-                   for _ in range(repeat))
-        rows.append((f"overhead: {n:,} {shape} records, dry run vs no-op SDK target",
-                     f"{ours:.2f}s vs {base:.2f}s ({n / ours:,.0f} rec/s)",
-                     f"{ours / base:.2f}x (goal <= 1.30x)"))
+        cfg = dry_config(tmp, f"{shape}s", endpoint, **extra)
+        ours = min((timed_cpu([CLI, "--config", str(cfg)], data) for _ in range(repeat)),
+                   key=lambda t: t[1])
+        base = min((timed_cpu([PY, str(HERE / "noop_target.py"), "--config", str(noop_cfg)],
+                              data) for _ in range(repeat)), key=lambda t: t[1])
+        rows.append((f"overhead: {n:,} {label} records, dry-run CPU vs no-op SDK target",
+                     f"CPU {ours[1]:.2f}s vs {base[1]:.2f}s (wall {ours[0]:.2f}s vs "
+                     f"{base[0]:.2f}s, {n / ours[0]:,.0f} rec/s)",
+                     f"{ours[1] / base[1]:.2f}x (goal <= {goal:.2f}x)"))
     return rows
 
 

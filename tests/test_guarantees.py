@@ -55,8 +55,9 @@ def posts(srv, path: str) -> int:
 
 
 def seed_customer(srv, email: str, **extra) -> dict:
-    r = requests.post(srv.base_url + "/api/customers", json={"email": email, "channels": [{"type": "email", "address": email, "preferred": True}],
-                            **extra},
+    channels = [{"type": "email", "address": email, "preferred": True}]
+    r = requests.post(srv.base_url + "/api/customers",
+                      json={"email": email, "channels": channels, **extra},
                       auth=(EMAIL, API_KEY), timeout=5)
     assert r.status_code == 201, r.text
     return r.json()
