@@ -107,6 +107,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     lookup_before_create: bool = False
     record_limit: int | None = None
+    rate_limit_store: str = "local"
+    rate_limit_store_path: str | None = None
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -204,6 +206,27 @@ def _base_url(config: Mapping[str, Any], errors: list[str]) -> str:
         return f"https://{subdomain}.gorgias.com"
     errors.append("subdomain or api_url: one of them is required")
     return ""
+
+
+def _rate_limit_store(value: Any, errors: list[str]) -> str:
+    """``local`` (default), ``none`` or a ``redis://`` / ``rediss://`` / ``unix://`` URL."""
+    if value in (None, ""):
+        return "local"
+    text = str(value).strip()
+    if text in ("local", "none"):
+        return text
+    parts = urlsplit(text)
+    if (parts.scheme in ("redis", "rediss") and parts.hostname) or (parts.scheme == "unix" and parts.path):
+        return text
+    errors.append("rate_limit_store: must be 'local', 'none' or a redis://host:port/db URL, "
+                  f"got {(describe_store(text))!r}")
+    return "local"
+
+
+def describe_store(value: str) -> str:
+    """The store setting for messages, without a password."""
+    parts = urlsplit(value)
+    return value.replace(parts.password, "***") if parts.password else value
 
 
 def _auth(config: Mapping[str, Any], errors: list[str]) -> tuple[str, str | None, str]:
@@ -464,6 +487,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         lookup_before_create=bool(config.get("lookup_before_create", False)),
         record_limit=(_pos_int(config, "record_limit", 0, errors)
                       if config.get("record_limit") is not None else None),
+        rate_limit_store=_rate_limit_store(config.get("rate_limit_store"), errors),
+        rate_limit_store_path=config.get("rate_limit_store_path") or None,
     )
     if errors:
         raise ConfigError(errors)
