@@ -6,9 +6,12 @@ it goes out. The bucket starts from the configured limit and corrects itself fro
 may share the account), and a 429's ``Retry-After`` pauses every thread.
 
 This is the pacer used when no shared store is configured or reachable (see
-``shared_pacer``): it then also adapts its rate (AIMD): each 429 halves the rate, each
-request sent afterwards gives back a little, so runs that share an account without a
-shared store converge on their share quickly.
+``shared_pacer``), so it also adapts to other clients of the account (AIMD on ``usable``,
+the part of the bucket it lets itself fill): it starts with a small burst that grows by one
+per request sent (a lone run, whose requests in flight are few, is not slowed); once the
+header shows someone else's requests, or a 429 arrives, it grows only by
+``ADDITIVE_STEP`` per request, and each 429 halves it. Runs that share an account without a
+shared store so converge on their share quickly and waste few requests on 429s.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import time
 from collections.abc import Callable
 
 HEADER = "X-Gorgias-Account-Api-Call-Limit"
-#: AIMD: the rate never drops below this fraction of the configured rate.
-MIN_RATE_FACTOR = 0.1
-#: AIMD: each granted request adds ``rate / ADDITIVE_STEPS`` back (full rate after this many).
-ADDITIVE_STEPS = 200
+#: AIMD: after a 429, each request sent lets the run's usable share of the bucket grow by this.
+ADDITIVE_STEP = 0.1
+#: Slow start: how many units a run may take before it has taken any (grows by one per unit
+#: taken, up to the limit; halves on a 429), so runs starting together do not all burst.
+SLOW_START = 2
 #: AIMD: 429s within this many seconds of a decrease count as the same congestion event.
 DECREASE_COOLDOWN = 1.0
 
@@ -115,10 +119,12 @@ class Pacer:
         self.rate = self.full_rate
         self.margin = margin if limit > margin + 1 else 0
         self.level = 0.0
+        self.usable = min(self.capacity - self.margin, float(SLOW_START))
         self._clock = clock
         self._updated = clock()
         self._paused_until = 0.0
         self._decreased_at = -1e9
+        self._congested = False
         self._cond = threading.Condition()
         self._wait_clock = WaitClock(clock)
         self.usage = Usage()
@@ -148,15 +154,14 @@ class Pacer:
                     self._leak(now)
                     if now < self._paused_until:
                         delay = self._paused_until - now
-                    elif self.level + 1 <= self.capacity - self.margin:
+                    elif self.level + 1 <= self.usable:
                         self.level += 1
+                        grow = ADDITIVE_STEP if self._congested else 1.0  # slow start
+                        self.usable = min(self.capacity - self.margin, self.usable + grow)
                         self.usage.grant(now)
-                        if self.rate < self.full_rate:  # additive increase
-                            self.rate = min(self.full_rate,
-                                            self.rate + self.full_rate / ADDITIVE_STEPS)
                         return waited
                     else:
-                        delay = (self.level + 1 - (self.capacity - self.margin)) / self.rate
+                        delay = (self.level + 1 - self.usable) / self.rate
                 delay = max(delay, 0.001)
                 if not waited:
                     self._wait_clock.begin()
@@ -179,13 +184,16 @@ class Pacer:
                 self.full_rate = limit / self.window
                 self.rate = min(self.rate, self.full_rate)
                 self.margin = min(self.margin, max(0, limit - 2))
+                self.usable = min(self.usable, self.capacity - self.margin)
+            if used > self.level + 1:
+                self._congested = True  # someone else uses the account: grow slowly
             if used > self.level:
                 self.level = float(min(used, self.capacity))
 
     def pause(self, seconds: float) -> None:
         """Hold every thread for ``seconds`` (a 429's Retry-After): the bucket is full.
 
-        A 429 also halves the rate (once per congestion event): someone else uses the account.
+        A 429 also halves ``usable`` (once per congestion event): someone else uses the account.
         """
         with self._cond:
             now = self._clock()
@@ -194,7 +202,8 @@ class Pacer:
             self.level = self.capacity
             if now - self._decreased_at >= DECREASE_COOLDOWN:
                 self._decreased_at = now
-                self.rate = max(self.full_rate * MIN_RATE_FACTOR, self.rate / 2)
+                self._congested = True
+                self.usable = max(min(2.0, self.capacity - self.margin), self.usable / 2)
 
     def describe(self) -> str:
         """For the summary: the share of the account's rate this run got, and how it paced."""

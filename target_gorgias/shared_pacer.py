@@ -128,7 +128,7 @@ class SharedPacer(Pacer):
                 waited = self._begin_wait(started, waited)
                 # Keep the turn while sleeping would let one thread hog it; the store's
                 # delay is the same for every thread of this run, so sleep outside it.
-                delay = min(MAX_POLL, max(0.002, result["delay"])) * (1 + 0.1 * random.random())
+                delay = min(MAX_POLL, max(0.001, result["delay"])) + 0.002 * random.random()
                 self.stop.wait(delay)
         finally:
             if waited:
