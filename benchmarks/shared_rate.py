@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from benchmarks.redis_server import RedisServer  # noqa: E402
 from benchmarks.run import CLI, Server  # noqa: E402
 
 LIMIT, WINDOW = 20, 2.0
-SIZES = {"full": {"alone": 100, 2: 80, 4: 40}, "smoke": {"alone": 12, 2: 12}}
+SIZES = {"full": {"alone": 200, 2: 80, 4: 40}, "smoke": {"alone": 12, 2: 12}}
 
 
 def write_input(tmp: Path, proc: int, count: int) -> Path:
@@ -95,6 +96,7 @@ def main() -> int:
     parser.add_argument("--stores", default="local,redis,none", help="which stores to run")
     args = parser.parse_args()
     mode = "smoke" if args.smoke else "full"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     sizes = SIZES[mode]
     rows: list[tuple[str, str, str]] = []
     server = Server("--rate-limit", str(LIMIT), "--rate-window", str(WINDOW),

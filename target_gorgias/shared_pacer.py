@@ -63,7 +63,7 @@ class SharedPacer(Pacer):
         self.member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.peers = 0  # most other runs seen at once
         self._members = 1
-        self._turn = threading.Lock()  # one thread per process asks the store at a time
+        self._turn = threading.Lock()  # held by the one thread that asks the store
         self._lock = threading.Lock()
         self._fallen = False
         self._closed = False
@@ -116,20 +116,21 @@ class SharedPacer(Pacer):
                 if not self._turn.acquire(timeout=MAX_POLL):
                     waited = self._begin_wait(started, waited)
                     continue
+                # One thread per run asks the store, the others queue behind it: every run
+                # asks equally often, however many threads it has.
                 try:
-                    result = self._ask("acquire")
+                    while not self.stop.is_set():
+                        result = self._ask("acquire")
+                        if result is None:
+                            break  # the store failed: the fallback takes over
+                        if result["granted"]:
+                            self.usage.grant(self._clock())
+                            return waited
+                        waited = self._begin_wait(started, waited)
+                        self.stop.wait(min(MAX_POLL, max(0.001, result["delay"]))
+                                       + 0.002 * random.random())
                 finally:
                     self._turn.release()
-                if result is None:
-                    continue
-                if result["granted"]:
-                    self.usage.grant(self._clock())
-                    return waited
-                waited = self._begin_wait(started, waited)
-                # Keep the turn while sleeping would let one thread hog it; the store's
-                # delay is the same for every thread of this run, so sleep outside it.
-                delay = min(MAX_POLL, max(0.001, result["delay"])) + 0.002 * random.random()
-                self.stop.wait(delay)
         finally:
             if waited:
                 self._wait_clock.end()
