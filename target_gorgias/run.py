@@ -18,11 +18,11 @@ from target_gorgias.client import GorgiasClient, Result, auth_header, head_windo
 from target_gorgias.custom_fields import CustomFieldTypes
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
-from target_gorgias.pacer import Pacer
 from target_gorgias.progress import Progress, Waiting
 from target_gorgias.request_builder import RecordError, from_json
 from target_gorgias.responses import Output
 from target_gorgias.settings import Settings
+from target_gorgias.shared_pacer import make_pacer
 from target_gorgias.sync import Syncer
 
 if t.TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Run:
         self.output = Output(emit_responses=settings.emit_responses,
                              stream=settings.response_stream,
                              include_request=settings.response_include_request)
-        self.pacer = Pacer(settings.rate_limit, settings.rate_limit_window)
+        self.pacer = make_pacer(settings, logger)
         self.client = GorgiasClient(
             base_url=settings.base_url,
             authorization=auth_header(settings.auth_kind, settings.email, settings.secret),

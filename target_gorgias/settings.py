@@ -155,6 +155,8 @@ class Settings:
     progress_interval: float = 10.0
     lookup_grace_seconds: float = 2.0
     max_retry_after: float = 300.0
+    rate_limit_store: str = "local"
+    rate_limit_store_path: str | None = None
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -265,6 +267,27 @@ def _base_url(config: Mapping[str, Any], errors: list[str]) -> str:
         return f"https://{subdomain}.gorgias.com"
     errors.append("subdomain or api_url: one of them is required")
     return ""
+
+
+def _rate_limit_store(value: Any, errors: list[str]) -> str:
+    """``local`` (default), ``none`` or a ``redis://`` / ``rediss://`` / ``unix://`` URL."""
+    if value in (None, ""):
+        return "local"
+    text = str(value).strip()
+    if text in ("local", "none"):
+        return text
+    parts = urlsplit(text)
+    if (parts.scheme in ("redis", "rediss") and parts.hostname) or (parts.scheme == "unix" and parts.path):
+        return text
+    errors.append("rate_limit_store: must be 'local', 'none' or a redis://host:port/db URL, "
+                  f"got {(describe_store(text))!r}")
+    return "local"
+
+
+def describe_store(value: str) -> str:
+    """The store setting for messages, without a password."""
+    parts = urlsplit(value)
+    return value.replace(parts.password, "***") if parts.password else value
 
 
 def _credential(config: Mapping[str, Any], key: str, errors: list[str], notes: list[str]
@@ -680,6 +703,8 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         preflight=dry_run if not isinstance(preflight_raw, bool) else preflight_raw,
         warnings=warnings,
         progress_interval=_interval(config, "progress_interval", 10.0, errors),
+        rate_limit_store=_rate_limit_store(config.get("rate_limit_store"), errors),
+        rate_limit_store_path=config.get("rate_limit_store_path") or None,
     )
     if errors:
         raise ConfigError(errors)

@@ -117,6 +117,13 @@ def _config_schema() -> dict:
                                 "80 with OAuth2)."),
         th.Property("rate_limit_window", th.NumberType, default=20,
                     description="Length of the rate-limit window in seconds (Enterprise: 10)."),
+        th.Property("rate_limit_store", th.StringType, default="local",
+                    description="Where runs on one account share its rate: local (a file "
+                                "under the user's cache dir, for runs on this machine), "
+                                "redis://host:port/db (runs on many machines) or none."),
+        th.Property("rate_limit_store_path", th.StringType,
+                    description="The local store's file (default: "
+                                "$XDG_CACHE_HOME/target-gorgias/rate-<account hash>.json)."),
         th.Property("max_concurrency", th.IntegerType, default=4,
                     description="Requests in flight at once, across all streams."),
         th.Property("max_retries", th.IntegerType, default=5,
@@ -426,9 +433,10 @@ class TargetGorgias(Target):
         st = run.client.stats
         self.logger.info(
             "Summary: %s. %d requests, %d retries, %d throttled (429), %d lookups, "
-            "%d uncertain re-sends, %.1fs waiting for the rate limit%s",
+            "%d uncertain re-sends, %.1fs waiting for the rate limit; %s%s",
             run.summary.line(), st.requests, st.retries, st.throttled, st.lookups,
-            st.uncertain_resends, run.pacer.waited, "" if not code else " (run did not complete)",
+            st.uncertain_resends, run.pacer.waited, run.pacer.describe(),
+            "" if not code else " (run did not complete)",
         )
 
 

@@ -18,3 +18,14 @@ def test_benchmarks_smoke():
     for part in ("overhead", "rate:", "rate baseline", "latency", "memory"):
         assert part in names, proc.stdout
     assert len(table) >= 9
+
+
+def test_shared_rate_benchmark_smoke():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "shared_rate.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| shared rate:")]
+    names = " ".join(rows)
+    for part in ("1 process alone", "2 processes", "local store", "Redis", "no store"):
+        assert part in names, proc.stdout
+    assert all("x 429 of" in row and "utilisation" in row for row in rows), proc.stdout
