@@ -59,6 +59,8 @@ def run_many(tmp: Path, server: Server, n: int, count: int, store: str) -> dict[
         cfg.write_text(json.dumps({
             "api_url": server.url, "email": "agent@example.com", "api_key": "fake-api-key",
             "rate_limit": LIMIT, "rate_limit_window": WINDOW, "rate_limit_store": store,
+            # Creates only (no head lookups): the figure is the share of the rate each run got.
+            "lookup_before_create": False,
             "streams": {"tags": {"endpoint": "create_tag"}}}))
         with write_input(tmp, i, count).open() as fh:
             procs.append(subprocess.Popen([CLI, "--config", str(cfg)], stdin=fh,

@@ -341,7 +341,7 @@ def test_database_stream_end_to_end(fake_gorgias, tmp_path):
                                                        "exclude_attributes": ["id"]}})
     res = run_target(cfg, [schema, *(record("customers", r) for r in rows)], tmp_path)
     assert res.returncode == 0, res.stderr
-    bodies = [r["body"] for r in fake_gorgias.requests]
+    bodies = [r["body"] for r in fake_gorgias.requests if r["method"] == "POST"]
     assert sorted(b["external_id"] for b in bodies) == ["crm-1", "crm-2", "crm-3"]
     assert {str(b["meta"]["lifetime_value"]) for b in bodies} == {"1.37", "2.74", "4.11"}
 
