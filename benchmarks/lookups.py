@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gorgias_fake import FakeGorgias  # noqa: E402
 from target_gorgias.client import head_window  # noqa: E402
-from target_gorgias.fake_server import FakeGorgias  # noqa: E402
 from target_gorgias.run import STATE_INTERVAL  # noqa: E402
 
 CLI = str(Path(sys.executable).with_name("target-gorgias"))

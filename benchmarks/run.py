@@ -113,7 +113,7 @@ class Server:
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [PY, "-m", "target_gorgias.fake_server", "--port", "0", *args],
+            [PY, "-m", "gorgias_fake", "--port", "0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

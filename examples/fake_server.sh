@@ -24,7 +24,7 @@ else
   START_PORT=0
 fi
 FAKE_LOG=$(mktemp)
-.venv/bin/python -m target_gorgias.fake_server --port "$START_PORT" > "$FAKE_LOG" 2>&1 &
+.venv/bin/python -m gorgias_fake --port "$START_PORT" > "$FAKE_LOG" 2>&1 &
 FAKE_PID=$!
 trap 'kill $FAKE_PID 2>/dev/null || true; rm -f "$FAKE_LOG"' EXIT
 for _ in $(seq 100); do

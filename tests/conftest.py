@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from target_gorgias.fake_server import FakeGorgias
+from gorgias_fake import FakeGorgias
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import requests
 from singer_sdk.testing import get_target_test_class
 
-from target_gorgias.fake_server import FakeGorgias
+from gorgias_fake import FakeGorgias
 from target_gorgias.target import TargetGorgias
 from tests.support import API_KEY, EMAIL
 

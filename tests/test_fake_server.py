@@ -11,12 +11,16 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from target_gorgias.fake_server import LIMIT_HEADER, FakeGorgias
+from gorgias_fake import LIMIT_HEADER, FakeGorgias
+
+#: The checkout: ``python -m gorgias_fake`` runs from it (the fake is not in the wheel).
+ROOT = str(Path(__file__).resolve().parent.parent)
 
 EMAIL, KEY, TOKEN = "agent@example.com", "fake-api-key", "fake-access-token"
 MSG = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi",
@@ -605,9 +609,9 @@ def test_session_fixture(fake_gorgias_session):
 
 
 def test_cli_serves_until_sigterm():
-    proc = subprocess.Popen([sys.executable, "-m", "target_gorgias.fake_server", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "gorgias_fake", "--port", "0",
                              "--rate-limit", "3", "--rate-window", "60", "--latency-ms", "1,2",
-                             "--api-key", "k2"],
+                             "--api-key", "k2"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -629,8 +633,9 @@ def test_cli_serves_until_sigterm():
 @pytest.mark.parametrize("args", [["--host", "0.0.0.0"], ["--host", "10.1.2.3"],
                                   ["--latency-ms", "fast"]])
 def test_cli_refuses(args):
-    res = subprocess.run([sys.executable, "-m", "target_gorgias.fake_server", "--port", "0",
-                          *args], capture_output=True, text=True, timeout=30, check=False)
+    res = subprocess.run([sys.executable, "-m", "gorgias_fake", "--port", "0",
+                          *args], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                         check=False)
     assert res.returncode == 2 and res.stdout == "" and res.stderr
 
 

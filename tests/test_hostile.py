@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gorgias_fake import FakeGorgias
 from target_gorgias.client import GorgiasClient, auth_header
-from target_gorgias.fake_server import FakeGorgias
 from target_gorgias.pacer import Pacer
 from target_gorgias.request_builder import Call, RecordError, RequestBuilder
 from target_gorgias.settings import load_settings

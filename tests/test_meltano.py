@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from target_gorgias.fake_server import FakeGorgias
+from gorgias_fake import FakeGorgias
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "data"

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from target_gorgias.fake_server import FakeGorgias
+from gorgias_fake import FakeGorgias
 from target_gorgias.target import TargetGorgias
 from tests.support import API_KEY, CLI, config, record, run_target, schema
 
@@ -341,6 +341,11 @@ def test_wheel_and_sdist_install_and_run(fake_gorgias, tmp_path: Path) -> None:
     assert "deprecated" not in (built.stdout + built.stderr).lower()
     wheels, sdists = list(dist.glob("*.whl")), list(dist.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1
+    import zipfile
+
+    top = {name.split("/")[0] for name in zipfile.ZipFile(wheels[0]).namelist()}
+    # Only the target: the fake Gorgias, tests and benchmarks stay in the checkout.
+    assert {t for t in top if not t.endswith(".dist-info")} == {"target_gorgias"}, top
     twine = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels),
                             *map(str, sdists)], capture_output=True, text=True, timeout=120,
                            check=False)

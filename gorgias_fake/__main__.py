@@ -1,4 +1,4 @@
-"""``python -m target_gorgias.fake_server --port 8080``: serve until SIGINT/SIGTERM."""
+"""``python -m gorgias_fake --port 8080``: serve until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import signal
 import sys
 import threading
 
-from target_gorgias.fake_server.server import FakeGorgias, is_loopback
+from gorgias_fake.server import FakeGorgias, is_loopback
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the fake server until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m target_gorgias.fake_server",
+    parser = argparse.ArgumentParser(prog="python -m gorgias_fake",
                                      description="A fake Gorgias REST API on loopback.")
     parser.add_argument("--host", default="127.0.0.1", help="loopback only")
     parser.add_argument("--port", type=int, default=8080, help="0: any free port")

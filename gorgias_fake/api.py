@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
-from target_gorgias.fake_server.model import (
+from gorgias_fake.model import (
     CONFLICT,
     EMAIL_RE,
     KIND,

@@ -21,9 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from target_gorgias.fake_server.api import GorgiasApi, Req
-from target_gorgias.fake_server.limits import LeakyBucket, check_fault
-from target_gorgias.fake_server.model import (
+from gorgias_fake.api import GorgiasApi, Req
+from gorgias_fake.limits import LeakyBucket, check_fault
+from gorgias_fake.model import (
     FAULT_MSG,
     LIMIT_HEADER,
     TOO_MANY,

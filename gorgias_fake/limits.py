@@ -7,7 +7,7 @@ import time
 from collections import deque
 from typing import Any
 
-from target_gorgias.fake_server.model import UNLIMITED
+from gorgias_fake.model import UNLIMITED
 
 
 class LeakyBucket:

@@ -12,7 +12,7 @@ and fault rules (5xx before/after the write, forced 429, dropped connections, sl
 malformed answers, answers that echo the request's credentials). Every ``/api`` request is
 logged so tests can assert what arrived.
 
-    python -m target_gorgias.fake_server --port 8080 [--rate-limit 40 --rate-window 20]
+    python -m gorgias_fake --port 8080 [--rate-limit 40 --rate-window 20]
                                          [--latency-ms 50,200]
 
 Control API (no auth, not rate limited, not logged): ``GET /_fake/requests[?since=N]``,
@@ -46,9 +46,9 @@ Choices where Gorgias is undocumented (see the reference's "UNCONFIRMED" list):
 - A dropped connection is logged with ``status`` 0 and ``dropped`` "before" / "after".
 """
 
-from target_gorgias.fake_server.limits import LeakyBucket, check_fault
-from target_gorgias.fake_server.model import KINDS, LIMIT_HEADER, RESOURCES, UNLIMITED, ApiError
-from target_gorgias.fake_server.server import FakeGorgias, is_loopback
+from gorgias_fake.limits import LeakyBucket, check_fault
+from gorgias_fake.model import KINDS, LIMIT_HEADER, RESOURCES, UNLIMITED, ApiError
+from gorgias_fake.server import FakeGorgias, is_loopback
 
 __all__ = ["KINDS", "LIMIT_HEADER", "RESOURCES", "UNLIMITED", "ApiError", "FakeGorgias",
            "LeakyBucket", "check_fault", "is_loopback"]
