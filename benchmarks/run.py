@@ -296,7 +296,7 @@ def bench_slowtap(tmp: Path, n: int) -> list[tuple[str, str, str]]:
         cfg = live_config(tmp, server.url, "slowtap.json", "create_tag", rate_limit=limit,
                           rate_limit_window=window)
         server.control("reset", {})
-        started = time.monotonic()
+        launched = time.monotonic()
         log_path = tmp / "slowtap.log"
         log_file = log_path.open("w")
         proc = subprocess.Popen([CLI, "--config", str(cfg)], stdin=subprocess.PIPE,
@@ -304,12 +304,18 @@ def bench_slowtap(tmp: Path, n: int) -> list[tuple[str, str, str]]:
         assert proc.stdin is not None
         proc.stdin.write(data[0] + "\n")
         proc.stdin.flush()
+        # The clock starts when the target has started up (its sink for the stream exists):
+        # start-up is the same however records are delivered, and reported apart.
+        while "Stream 'tags'" not in log_path.read_text() and proc.poll() is None:
+            time.sleep(0.01)
+        started = time.monotonic()
+        startup = started - launched
         first_at = 0.0
         for i, line in enumerate(records, 1):
             time.sleep(max(0.0, started + i * SLOWTAP_GAP - time.monotonic()))
+            first_at = first_at or time.monotonic()
             proc.stdin.write(line + "\n")
             proc.stdin.flush()
-            first_at = first_at or time.monotonic()
         tap_done = time.monotonic() - started
         proc.communicate(data[-1] + "\n", timeout=600)
         wall = time.monotonic() - started
@@ -323,7 +329,8 @@ def bench_slowtap(tmp: Path, n: int) -> list[tuple[str, str, str]]:
     best = max(tap_done, n / (limit / window))
     return [
         (f"slow tap: {n} records over {tap_done:.0f}s, limit {limit}/{window:g}s",
-         f"{wall:.1f}s wall, first write {first_write:.2f}s after the first record",
+         f"{wall:.1f}s wall after start-up ({startup:.1f}s), first write "
+         f"{first_write:.2f}s after the first record",
          f"{wall / best:.2f}x of max(tap, N/rate) = {best:.0f}s (goal <= 1.10x, first "
          "write <= 1 s)"),
     ]

@@ -114,7 +114,8 @@ class Run:
             self.output.state(self.tracker.safe_state())
 
     def maybe_emit_state(self) -> None:
-        """Emit state at most every ``STATE_INTERVAL`` seconds while calls complete."""
+        """Emit safe state at most every ``STATE_INTERVAL`` seconds (called as calls are
+        answered and by the scheduler's ticker, so a quiet input still gets it)."""
         now = time.monotonic()
         if now - self._state_emitted_at >= STATE_INTERVAL:
             self._state_emitted_at = now
