@@ -8,10 +8,14 @@ keeps at most ``max_concurrency`` requests in flight across all streams.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import email.utils
 import json
 import logging
+import math
 import random
+import socket
 import threading
 import time
 import uuid
@@ -29,16 +33,23 @@ from requests.adapters import HTTPAdapter
 from singer_sdk import metrics
 
 from target_gorgias import __version__
+from target_gorgias.endpoints import TEMPLATES, Probe
 from target_gorgias.pacer import HEADER, Pacer, Stopped
 from target_gorgias.request_builder import Call
 
 #: Answers worth another try: Gorgias may have been busy, or down for a moment.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: The longest pause between two tries, whatever Retry-After or the backoff says.
+#: The longest backoff pause between two tries (Retry-After is bounded by max_retry_after).
 MAX_WAIT = 120.0
 #: Once the run is stopping (SIGTERM/SIGINT), how long ``close`` waits for requests in
 #: flight before it abandons them (their outcome is unknown: never counted, never settled).
 STOP_GRACE = 3.0
+#: Creates whose answer must carry the new resource's id.
+_CREATES_WITH_ID = ("create_", "add_ticket_message")
+#: POSTs that are not creates: sending them twice does no harm.
+IDEMPOTENT_POSTS = frozenset({"add_ticket_tags"})
+#: A lookup reads at most this many pages of a list before giving up (reported as failed).
+MAX_LOOKUP_PAGES = 200
 
 
 @dataclass
@@ -57,7 +68,16 @@ class Result:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     fatal: bool = False
     note: str | None = None
-    sync_outcome: str | None = None  # created | updated | unchanged | skipped (sync modes)
+    #: created | updated | unchanged | skipped (sync modes); merged (delete_customer: 301)
+    sync_outcome: str | None = None
+    #: The method of the request this result reports ("" = the call's; None = no request,
+    #: e.g. a sync outcome decided without a write). A lookup's result says GET.
+    method: str | None = ""
+    uncertain_resends: int = 0  # re-sends of a create whose earlier try may have landed
+
+    def __post_init__(self) -> None:
+        if self.method == "":
+            self.method = self.call.method
 
     @property
     def ok(self) -> bool:
@@ -72,7 +92,7 @@ class Result:
     def describe(self) -> str:
         """One line: what failed and why (stream, records, status, Gorgias' message)."""
         c = self.call
-        head = f"stream '{c.stream}'{_records(c.positions)}: {c.method} {self.url}"
+        head = f"stream '{c.stream}'{_records(c.positions)}: {self.method or c.method} {self.url}"
         if self.status_code is None:
             return f"{head} failed after {self.attempts} attempt(s): {self.note}"
         text = f"{head} -> HTTP {self.status_code}"
@@ -80,6 +100,8 @@ class Result:
             text += " (Gorgias refused the credentials: check email/api_key or access_token)"
         elif self.status_code == 403:
             text += " (the API key's user lacks permission for this call)"
+        elif self.status_code == 409 and c.method == "POST":
+            text += f" ({_conflict_fix(c.stream, c.endpoint_id)})"
         if self.error:
             text += f": {self.error.get('msg') or ''}".rstrip()
             data = self.error.get("data")
@@ -91,6 +113,17 @@ class Result:
         elif self.note:
             text += f": {self.note}"
         return text
+
+
+def _conflict_fix(stream: str, endpoint_id: str) -> str:
+    """What to set when a create is answered 409: the resource already exists."""
+    template = TEMPLATES.get(endpoint_id)
+    if template is not None and template.lookup is not None:
+        return (f"it already exists in Gorgias: to re-run safely set \"mode\": \"upsert\" with "
+                f"\"match_on\" on stream '{stream}' (update what exists), or "
+                "\"lookup_before_create\": true (skip what exists)")
+    return ("it already exists in Gorgias: leave it out of the input, or send it to an "
+            "update template instead")
 
 
 def _records(pos: list[int]) -> str:
@@ -118,18 +151,69 @@ class Stats:
     retries: int = 0
     throttled: int = 0
     lookups: int = 0
+    uncertain_resends: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
 
 
 class _Retry(Exception):
-    """This attempt failed in a way worth retrying."""
+    """This attempt failed in a way worth retrying.
+
+    ``maybe_applied``: Gorgias may have applied the request (timeout, dropped connection,
+    5xx, a 2xx without a usable body). ``grace``: the write may still land later (no answer
+    came back), so a lookup waits ``lookup_grace_seconds`` first. ``throttled``: a 429,
+    which does not use up ``max_retries``. ``retry_after``: the pause Gorgias asked for.
+    """
 
     def __init__(self, note: str, retry_after: float | None = None,
-                 maybe_applied: bool = False) -> None:
+                 maybe_applied: bool = False, grace: bool = False,
+                 throttled: bool = False) -> None:
         super().__init__(note)
         self.note = note
         self.retry_after = retry_after
         self.maybe_applied = maybe_applied
+        self.grace = grace
+        self.throttled = throttled
+
+
+class HeadLookups:
+    """``lookup_before_create: auto``: look up the head of each stream, then stop.
+
+    After a crash, the records that may already exist in Gorgias are those delivered after
+    the last state the run emitted: at most one state interval's worth, plus the calls in
+    flight. A create at position ``p`` of its stream is looked up while
+    ``p <= last found position + window``; once ``window`` records in a row after the
+    last one found came back absent, no more lookups are made for that stream.
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._last_hit: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def wants(self, call: Call) -> bool:
+        """Should this create be looked up before it is sent?"""
+        mode = call.lookup_first
+        if mode is True:
+            return True
+        if mode != "auto" or not call.positions:
+            return False
+        with self._lock:
+            return call.positions[0] <= self._last_hit.get(call.stream, 0) + self.window
+
+    def observe(self, call: Call, found: bool) -> None:
+        """Record the outcome of a head lookup."""
+        if found and call.positions:
+            with self._lock:
+                self._last_hit[call.stream] = max(self._last_hit.get(call.stream, 0),
+                                                  call.positions[-1])
+
+
+def head_window(max_concurrency: int, rate_limit: int, rate_window: float,
+                state_interval: float) -> int:
+    """The ``auto`` window: every call that can be in flight (twice, as lookups also run
+    concurrently), plus the calls one state interval can deliver, plus one."""
+    per_interval = math.ceil(rate_limit * state_interval / rate_window)
+    return 2 * max_concurrency + per_interval + 1
 
 
 def auth_header(kind: str, email: str | None, secret: str) -> str:
@@ -153,11 +237,16 @@ class GorgiasClient:
 
     def __init__(self, *, base_url: str, authorization: str, headers: Mapping[str, str],
                  timeout: float, pacer: Pacer, max_retries: int, max_concurrency: int,
-                 ca_bundle: str | None = None, logger: logging.Logger | None = None) -> None:
+                 ca_bundle: str | None = None, logger: logging.Logger | None = None,
+                 max_retry_after: float = 300.0, lookup_grace: float = 2.0,
+                 head_window: int = 10) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.pacer = pacer
         self.max_retries = max_retries
+        self.max_retry_after = max_retry_after
+        self.lookup_grace = lookup_grace
+        self.heads = HeadLookups(head_window)
         self.logger = logger or logging.getLogger("target-gorgias")
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -247,17 +336,48 @@ class GorgiasClient:
     # -- one call, with its retries ---------------------------------------------------
 
     def send(self, call: Call) -> Result:
-        """Send one call, retrying what is worth retrying; never raises."""
+        """Send one call, retrying what is worth retrying; never raises.
+
+        An attempt whose outcome is uncertain (it may have been applied) is never counted as
+        delivered: a create that can be looked up is looked up (after the grace delay when
+        no answer came back) and only re-sent when the lookup proves it absent; one that
+        cannot be looked up is re-sent and counted as an uncertain re-send.
+        """
         result = Result(call=call, outcome="not_sent", url=self.base_url + call.path)
         waits = backoff.expo(base=2, factor=1, max_value=60)
         next(waits)
-        maybe_applied = call.lookup_first
+        probe = call.lookup if call.method == "POST" else None
+        look_first = probe is not None and self.heads.wants(call)
+        uncertain = False  # an earlier attempt may have been applied
+        settle_at = 0.0  # not before this moment may a lookup trust "absent"
+        failures = 0  # attempts that count against max_retries (not 429s)
+        throttled = 0.0  # seconds waited on Retry-After for this call
         started = time.monotonic()
         while True:
-            if maybe_applied and call.lookup and self._found_by_lookup(call, result):
-                break
+            if probe is not None and (look_first or uncertain):
+                grace = settle_at - time.monotonic()
+                if uncertain and grace > 0 and self.stop.wait(grace):
+                    result.outcome = "not_sent"
+                    break
+                verdict = self._verify(call, probe, result, uncertain)
+                if look_first:
+                    self.heads.observe(call, verdict == "found")
+                look_first = False
+                if verdict != "absent":
+                    break
+                uncertain = False
+            elif uncertain and self._creates(call):
+                result.uncertain_resends += 1
+                with self._lock:
+                    self.stats.uncertain_resends += 1
+                self.logger.warning(
+                    "Stream '%s'%s: re-sending %s %s although the earlier try may have "
+                    "reached Gorgias (%s); this create cannot be looked up, so it may "
+                    "duplicate", call.stream, _records(call.positions), call.method,
+                    call.path, result.note)
+                uncertain = False
             try:
-                self._attempt(call, result)
+                self._attempt(call, result, uncertain_before=uncertain)
                 break
             except Stopped:
                 # The run is stopping: not delivered, not failed either. The record stays
@@ -265,33 +385,72 @@ class GorgiasClient:
                 result.outcome = "not_sent"
                 break
             except _Retry as retry:
-                maybe_applied = maybe_applied or retry.maybe_applied
                 result.note = retry.note
+                if retry.maybe_applied:
+                    uncertain = True
+                    settle_at = time.monotonic() + (self.lookup_grace if retry.grace else 0.0)
                 if self.stop.is_set():
                     # Stopping: the outcome is unknown, so neither delivered nor failed
                     # (never dead-lettered); no state passes it and a resumed run resends it.
                     result.outcome = "not_sent"
                     break
-                if result.attempts > self.max_retries:
-                    result.outcome = "failed"
-                    break
-                delay = min(MAX_WAIT, backoff.full_jitter(next(waits)) + random.random() * 0.1)
+                if not retry.throttled:
+                    failures += 1
+                    if failures > self.max_retries:
+                        self._give_up(call, probe, result, uncertain, settle_at)
+                        break
                 if retry.retry_after is not None:
-                    delay = min(MAX_WAIT, retry.retry_after)
+                    delay = retry.retry_after
+                    throttled += delay
+                    if delay > self.max_retry_after or throttled > self.max_retry_after:
+                        result.error = None
+                        result.note = (
+                            f"{retry.note}: Gorgias asked to wait {delay:g}s (Retry-After)"
+                            + (f", {throttled:g}s in total for this call"
+                               if throttled > delay else "")
+                            + f", more than max_retry_after ({self.max_retry_after:g}s)")
+                        self._give_up(call, probe, result, uncertain, settle_at)
+                        break
+                    if retry.throttled:
+                        self.pacer.pause(delay)  # every thread waits: the account is full
+                else:
+                    delay = min(MAX_WAIT, backoff.full_jitter(next(waits))
+                                + random.random() * 0.1)
                 with self._lock:
                     self.stats.retries += 1
                 self.logger.info(
-                    "Retrying %s %s (stream '%s', attempt %d of %d) in %.1fs: %s",
+                    "Retrying %s %s (stream '%s', attempt %d%s) in %.1fs: %s",
                     call.method, call.path, call.stream, result.attempts + 1,
-                    self.max_retries + 1, delay, retry.note,
+                    "" if retry.throttled else f", retry {failures} of {self.max_retries}",
+                    delay, retry.note,
                 )
-                if retry.retry_after is None and self.stop.wait(delay):
+                if self.stop.wait(delay):
                     result.outcome = "not_sent"  # stopping: see above
                     break
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return result
 
-    def _attempt(self, call: Call, result: Result) -> None:
+    @staticmethod
+    def _creates(call: Call) -> bool:
+        """True for a POST that makes a new resource each time it is sent."""
+        return call.method == "POST" and call.endpoint_id not in IDEMPOTENT_POSTS
+
+    def _give_up(self, call: Call, probe: Probe | None, result: Result, uncertain: bool,
+                 settle_at: float) -> None:
+        """Retries are used up: report the call failed, unless a lookup finds it landed."""
+        result.outcome = "failed"
+        if not (uncertain and probe is not None):
+            return
+        note = result.note
+        grace = settle_at - time.monotonic()
+        if grace > 0 and self.stop.wait(grace):
+            result.outcome = "not_sent"
+            return
+        if self._verify(call, probe, result, True) == "absent":
+            result.outcome, result.note = "failed", note
+            result.method, result.url = call.method, self.base_url + call.path
+
+    def _attempt(self, call: Call, result: Result, uncertain_before: bool = False) -> None:
         """One try: pace, send, classify. Fills ``result`` or raises ``_Retry``."""
         self.pacer.acquire()
         result.attempts += 1
@@ -300,26 +459,32 @@ class GorgiasClient:
         headers = dict(call.headers)
         if call.body is not None:
             headers["Content-Type"] = "application/json"
+        deadline = time.monotonic() + self.timeout
         try:
             response = self.session.request(
                 call.method, result.url, data=call.body, headers=headers,
-                timeout=self.timeout, allow_redirects=False,
+                timeout=self.timeout, allow_redirects=False, stream=True,
             )
+            _read_within(response, deadline, self.timeout)
         except requests.exceptions.ConnectTimeout:
             self._count(None)
             raise _Retry("connection timed out") from None
-        except requests.exceptions.Timeout:
+        except (requests.exceptions.Timeout, _Late):
             self._count(None)
-            raise _Retry(f"no answer within {self.timeout:g}s", maybe_applied=True) from None
-        except requests.exceptions.ConnectionError as exc:
+            raise _Retry(f"no complete answer within {self.timeout:g}s (timeout)",
+                         maybe_applied=True, grace=True) from None
+        except (requests.exceptions.ConnectionError, OSError) as exc:
             self._count(None)
-            raise _Retry(f"connection failed ({_short(exc)})", maybe_applied=True) from None
+            raise _Retry(f"connection failed ({_short(exc)})", maybe_applied=True,
+                         grace=True) from None
         except requests.exceptions.RequestException as exc:
             self._count(None)
-            raise _Retry(f"request failed ({_short(exc)})", maybe_applied=True) from None
-        self._record(call, response, result)
+            raise _Retry(f"request failed ({_short(exc)})", maybe_applied=True,
+                         grace=True) from None
+        self._record(call, response, result, uncertain_before)
 
-    def _record(self, call: Call, response: requests.Response, result: Result) -> None:
+    def _record(self, call: Call, response: requests.Response, result: Result,
+                uncertain_before: bool = False) -> None:
         status = response.status_code
         self._count(status)
         self.pacer.observe(response.headers.get(HEADER))
@@ -331,74 +496,135 @@ class GorgiasClient:
         result.status_code = status
         result.body, problem = _parse_body(response)
         result.error = parse_error(result.body)
+        retry_after = None
+        if status in (429, 503):
+            retry_after = self._retry_after(response.headers.get("Retry-After"), call)
         if status == 429:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
             with self._lock:
                 self.stats.throttled += 1
-            self.pacer.pause(retry_after if retry_after is not None else 1.0)
-            raise _Retry("HTTP 429 Too Many Requests", retry_after=retry_after or 1.0)
+            raise _Retry("HTTP 429 Too Many Requests",
+                         retry_after=1.0 if retry_after is None else retry_after,
+                         throttled=True)
         if status in RETRY_STATUSES:
-            raise _Retry(f"HTTP {status}", maybe_applied=True)
+            raise _Retry(f"HTTP {status}", maybe_applied=call.method != "GET", grace=True,
+                         retry_after=retry_after if status == 503 else None)
+        if status == 301 and call.endpoint_id == "delete_customer":
+            # Gorgias' answer for a customer merged into another: not followed, not a failure.
+            result.outcome, result.sync_outcome = "delivered", "merged"
+            result.note = (f"the customer was merged into another (HTTP 301 to "
+                           f"{response.headers.get('Location')!r}, not followed): not deleted")
+            return
         if 300 <= status < 400:
             result.outcome = "failed"
             result.note = (f"redirect to {response.headers.get('Location')!r} not followed "
                            "(credentials are only sent to the configured base URL)")
+            return
+        if status == 404 and uncertain_before and call.method == "DELETE" and call.body is None:
+            result.outcome = "delivered"
+            result.note = ("HTTP 404: already deleted (an earlier try, whose answer was lost, "
+                           "did reach Gorgias)")
             return
         if status >= 400:
             result.outcome = "failed"
             result.fatal = status == 401
             result.note = problem or response.reason
             return
+        if problem is None and call.endpoint_id.startswith(_CREATES_WITH_ID) \
+                and result.resource_id is None:
+            problem = (f"HTTP {status} answer to {call.method} {call.path} has no 'id' "
+                       "(the resource may have been created, but its id is unknown)")
+        if problem is not None:
+            # A 2xx without a usable body: applied or not, we cannot tell from here.
+            raise _Retry(problem if problem.startswith("HTTP") else f"HTTP {status}: {problem}",
+                         maybe_applied=call.method != "GET")
         result.outcome = "delivered"
-        result.note = problem
-        if problem is None and call.endpoint_id.startswith("create_") and result.resource_id is None:
-            result.note = (f"HTTP {status} answer to {call.method} {call.path} has no 'id' "
-                           "(the resource was accepted, but its id is unknown)")
+        result.note = None
 
-    def _found_by_lookup(self, call: Call, result: Result) -> bool:
-        """Look the resource up (paced, with retries); True if it already exists.
+    def _retry_after(self, value: str | None, call: Call) -> float | None:
+        """Seconds asked by ``Retry-After`` (a number or an HTTP date); None when absent
+        or unusable (a warning says so)."""
+        if value is None or not value.strip():
+            return None
+        wait = parse_retry_after(value)
+        if wait is None:
+            self.logger.warning("Stream '%s': ignoring Retry-After %r on %s %s (not a number "
+                                "of seconds or an HTTP date)", call.stream, value[:80],
+                                call.method, call.path)
+        return wait
 
-        Used before re-sending a create whose outcome is unknown, and before every create
-        with ``lookup_before_create``. If the lookup itself fails, the create is sent
-        (at least once beats never).
-        """
-        assert call.lookup is not None
-        path, params = call.lookup
-        found, item = self.find(call.stream, path, params)
+    def _verify(self, call: Call, probe: Probe, result: Result, uncertain: bool) -> str:
+        """Look ``call``'s resource up: "found" (result delivered), "absent", "failed"
+        (result failed: a failed lookup is never "absent") or "stopped"."""
+        found, item, trashed = self.find(call.stream, probe, call.headers)
+        if found.outcome == "not_sent":
+            result.outcome = "not_sent"
+            return "stopped"
+        if not found.ok:
+            result.outcome, result.fatal = "failed", found.fatal
+            result.method, result.url = "GET", found.url
+            result.status_code, result.body = found.status_code, found.body
+            said = (found.error or {}).get("msg") or found.note or found.status_code
+            result.note = (f"lookup by {probe.key} failed ({said}); the create was not "
+                           f"{'re-' if uncertain else ''}sent")
+            result.error = {"msg": result.note, "data": (found.error or {}).get("data")}
+            result.attempts += found.attempts
+            return "failed"
         if item is None:
-            if not found.ok and found.outcome != "not_sent":
-                self.logger.warning("Stream '%s': lookup %s failed (%s); sending the create",
-                                    call.stream, found.call.path,
-                                    found.note or found.status_code)
-            return False
-        key, value = next(iter(params.items()))
+            if trashed is not None:
+                self.logger.warning(
+                    "Stream '%s'%s: only a trashed ticket (id %s) has %s=%s; trashed tickets "
+                    "are not a match, so a new one is created", call.stream,
+                    _records(call.positions), trashed.get("id"), probe.key, probe.value)
+            return "absent"
+        earlier = result.note
         self.logger.info(
-            "Stream '%s': %s already exists in Gorgias (%s=%s, id %s)%s; not sending it again",
-            call.stream, path, key, value, item.get("id"),
-            " - the earlier try did reach Gorgias" if result.attempts else "",
-        )
-        result.status_code = 200
-        result.body = item
-        result.error = None
+            "Stream '%s'%s: %s already exists in Gorgias (%s=%s, id %s)%s; not sending it "
+            "again", call.stream, _records(call.positions), probe.path, probe.key, probe.value,
+            item.get("id"), " - the earlier try did reach Gorgias" if uncertain else "")
+        result.status_code, result.body, result.error = found.status_code, item, None
+        result.method, result.url = "GET", found.url
         result.outcome = "delivered"
-        return True
+        result.note = (f"{earlier}; confirmed by lookup ({probe.key}={probe.value}, "
+                       f"id {item.get('id')})") if uncertain and earlier else None
+        return "found"
 
-    def find(self, stream: str, path: str, params: dict[str, str]
-             ) -> tuple[Result, dict[str, Any] | None]:
-        """GET a list endpoint filtered by ``params`` (paced, with retries).
+    def find(self, stream: str, probe: Probe, headers: Mapping[str, str] | None = None
+             ) -> tuple[Result, dict[str, Any] | None, dict[str, Any] | None]:
+        """Look ``probe`` up (paced, with retries): (answer, match, trashed match).
 
-        Returns the answer and its first item (None when nothing matches or the lookup
-        failed; an answer without a ``data`` list counts as failed).
+        Every item is checked on our side (``Probe.matches``): the server's filter is never
+        trusted, and pages are followed until a match or the end. A trashed ticket is not a
+        match (it is returned third, so callers can say so). The answer is failed when a
+        page failed or has no ``data`` list.
         """
         with self._lock:
             self.stats.lookups += 1
-        found = self.send(Call(stream, "lookup", "GET", f"{path}?{urlencode(params)}", {}, None))
-        data = found.body.get("data") if isinstance(found.body, dict) else None
-        if found.ok and not isinstance(data, list):
-            found.outcome, found.note = "failed", "the answer has no 'data' list"
-        if not found.ok or not data:
-            return found, None
-        return found, data[0]
+        params = list(probe.params)
+        trashed: dict[str, Any] | None = None
+        cursor: str | None = None
+        for _ in range(MAX_LOOKUP_PAGES):
+            query = params + ([("cursor", cursor)] if cursor else [])
+            found = self.send(Call(stream, "lookup", "GET", f"{probe.path}?{urlencode(query)}",
+                                   headers or {}, None))
+            body = found.body if isinstance(found.body, dict) else {}
+            data = body.get("data")
+            if found.ok and not isinstance(data, list):
+                found.outcome, found.note = "failed", "the answer has no 'data' list"
+            if not found.ok or not isinstance(data, list):
+                return found, None, None
+            for item in data:
+                if probe.matches(item):
+                    if isinstance(item, dict) and item.get("trashed_datetime"):
+                        trashed = trashed or item
+                        continue
+                    return found, item, None
+            meta = body.get("meta")
+            cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+            if not cursor or not isinstance(cursor, str):
+                return found, None, trashed
+        found.outcome = "failed"
+        found.note = f"no answer after {MAX_LOOKUP_PAGES} pages of {probe.path}"
+        return found, None, None
 
     def probe(self) -> Result:
         """``GET /api/account``: the credential check behind ``meltano config test``."""
@@ -417,12 +643,91 @@ def _short(exc: Exception) -> str:
     return text if len(text) < 200 else text[:200] + "..."
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
+def unverifiable_warning(stream: str, endpoint_id: str, method: str, mode: str,
+                         lookup_keys: tuple[str, ...] | None, batched: bool,
+                         schema_fields: set[str] | None) -> str | None:
+    """Why an uncertain create of this stream cannot be looked up (and how to avoid it),
+    or None when it can (or the stream does not create)."""
+    if method != "POST" or endpoint_id in IDEMPOTENT_POSTS or mode != "create":
         return None
+    if lookup_keys and not batched and (
+            schema_fields is None or set(lookup_keys) & schema_fields):
+        return None
+    if lookup_keys and not batched:
+        why = (f"its schema has no {' or '.join(lookup_keys)} to look it up by; send "
+               f"{' or '.join(lookup_keys)} in each record to make re-sends safe")
+    elif lookup_keys:
+        why = "batched creates are not looked up; turn batch off to make re-sends safe"
+    else:
+        why = (f"Gorgias offers no way to look up what {endpoint_id} creates; set "
+               "max_retries: 0 to report such a record as failed instead of re-sending it")
+    return (f"Stream '{stream}': a create whose outcome is uncertain (timeout, dropped "
+            f"connection, 5xx) will be re-sent and may duplicate: {why}")
+
+
+class _Late(Exception):
+    """The answer did not arrive in full before the deadline."""
+
+
+def _read_within(response: requests.Response, deadline: float, timeout: float) -> None:
+    """Read the whole body before ``deadline``, or cut the connection and raise ``_Late``.
+
+    ``timeout`` bounds each socket read; a body that trickles in would pass that test read
+    after read, so a timer shuts the socket down at the deadline.
+    """
+    cut = threading.Event()
+
+    def shut() -> None:
+        cut.set()
+        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        response.close()
+        raise _Late
+    timer = threading.Timer(remaining, shut)
+    timer.daemon = True
+    timer.start()
     try:
-        return max(0.0, float(value))
+        _ = response.content
+    except (requests.exceptions.RequestException, OSError):
+        response.close()
+        if cut.is_set():
+            raise _Late from None
+        raise
+    finally:
+        timer.cancel()
+    if cut.is_set():
+        response.close()
+        raise _Late
+
+
+def parse_retry_after(value: str) -> float | None:
+    """``Retry-After`` in seconds: a number (``"5"``) or an HTTP date; None if neither.
+
+    A date in the past means 0; a value that is not finite or not a date is None.
+    """
+    text = value.strip()
+    try:
+        seconds = float(text)
     except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    try:
+        return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+    except (OverflowError, ValueError):
         return None
 
 

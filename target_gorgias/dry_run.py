@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 
-from target_gorgias.request_builder import Call, to_json
+from target_gorgias.request_builder import Call, Unit, to_json
 
 
 class DryRun:
@@ -28,6 +28,18 @@ class DryRun:
         self.records: Counter[str] = Counter()
         self._shown = 0
         self._lock = threading.Lock()
+        #: Per stream: a line shown with its requests (the message_intent choice).
+        self.notes: dict[str, str] = {}
+        #: Records the preflight flagged, per stream.
+        self.flagged: Counter[str] = Counter()
+
+    def flag(self, stream: str, unit: Unit) -> None:
+        """Report a record Gorgias would reject, one line per field."""
+        with self._lock:
+            self.flagged[stream] += 1
+        for fld, problem in unit.problems:
+            self.logger.warning("PREFLIGHT: stream '%s', record %d, field '%s': %s", stream,
+                                unit.position, fld, problem)
 
     def show(self, call: Call) -> None:
         """Count ``call``; print it in full if it is among the first ``sample``."""
@@ -51,8 +63,9 @@ class DryRun:
              **({"body": body} if call.body is not None else {})},
             indent=2,
         )
-        self.logger.info("DRY RUN request %d (stream '%s', %s):\n%s", number, call.stream,
-                         records, text)
+        note = self.notes.get(call.stream)
+        self.logger.info("DRY RUN request %d (stream '%s', %s%s):\n%s", number, call.stream,
+                         records, f"; {note}" if note else "", text)
 
     def summary(self) -> str:
         """``DRY RUN: built N requests for M records, sent none (...)``."""
@@ -60,6 +73,10 @@ class DryRun:
         shown = min(total, self.sample)
         per = ", ".join(f"{s}: {self.counts[s]} requests / {self.records[s]} records"
                         for s in sorted(self.counts))
+        flagged = sum(self.flagged.values())
+        preflight = "" if not flagged else (
+            f"; PREFLIGHT: {flagged} records Gorgias would reject ("
+            + ", ".join(f"{s}: {self.flagged[s]}" for s in sorted(self.flagged)) + ")")
         return (f"DRY RUN: built {total} requests for {sum(self.records.values())} records and "
                 f"sent none; showed {shown}, {total - shown} more not shown"
-                + (f" ({per})" if per else ""))
+                + (f" ({per})" if per else "") + preflight)

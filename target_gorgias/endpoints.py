@@ -14,12 +14,51 @@ from typing import Any
 class Lookup:
     """How to find a resource that a create may already have made.
 
-    ``path`` is the list endpoint; ``keys`` are record fields Gorgias can filter it by,
-    tried in order (the first one the record carries wins).
+    ``path`` is the list endpoint; ``keys`` are record fields that identify the resource,
+    tried in order (the first one the record carries wins). With ``filter`` the key is sent
+    as the list's filter (``?email=...``); without it the list is paged and scanned (tags
+    have no documented name filter). ``scope``: a path placeholder sent as a filter
+    (messages are listed per ``ticket_id``). Every match is checked on our side.
     """
 
     path: str
     keys: tuple[str, ...]
+    filter: bool = True
+    scope: str | None = None
+
+    def probe(self, key: str, value: str, scope_value: str | None = None) -> Probe:
+        """The lookup for one record."""
+        params: list[tuple[str, str]] = []
+        if self.scope and scope_value is not None:
+            params.append((self.scope, scope_value))
+        params.append((key, value) if self.filter else ("limit", "100"))
+        return Probe(self.path, tuple(params), key, value)
+
+
+#: Keys compared case-insensitively (Gorgias treats email addresses so).
+CASELESS_KEYS = frozenset({"email"})
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One lookup: ``GET path?params``; an item matches only if it carries ``key`` == ``value``
+    (emails case-insensitively), whatever the server's filter returned."""
+
+    path: str
+    params: tuple[tuple[str, str], ...]
+    key: str
+    value: str
+
+    def matches(self, item: Any) -> bool:
+        """True when ``item`` really carries the key value."""
+        if not isinstance(item, dict) or item.get(self.key) is None:
+            return False
+        got = item[self.key]
+        if isinstance(got, bool) or not isinstance(got, (str, int)):
+            return False
+        if self.key in CASELESS_KEYS:
+            return str(got).casefold() == self.value.casefold()
+        return str(got) == self.value
 
 
 @dataclass(frozen=True)
@@ -57,17 +96,21 @@ class Endpoint:
 _TICKET_LOOKUP = Lookup("/api/tickets", ("external_id",))
 _CUSTOMER_LOOKUP = Lookup("/api/customers", ("email", "external_id"))
 _USER_LOOKUP = Lookup("/api/users", ("email", "external_id"))
+_TAG_LOOKUP = Lookup("/api/tags", ("name",), filter=False)
+_MESSAGE_LOOKUP = Lookup("/api/messages", ("external_id",), filter=False, scope="ticket_id")
 
 _MESSAGE = {
     "channel": "email",
     "from_agent": False,
     "via": "api",
     "sender": {"email": "ada@example.com"},
+    "source": {"type": "email", "from": {"address": "ada@example.com"}},
     "body_text": "Where is my order #1001?",
+    "sent_datetime": "2024-05-01T10:00:00Z",
 }
 
-#: The template table. Gorgias has no PATCH; its PUT is a partial update, so update
-#: templates send PUT and allow PATCH only when the user asks for it.
+#: The template table. Gorgias documents no PATCH (its PUT is a partial update), so update
+#: templates offer PUT only; a manual config may still ask for PATCH (with a warning).
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "create_ticket", "POST", "/api/tickets",
@@ -82,13 +125,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "add_ticket_message", "POST", "/api/tickets/{ticket_id}/messages",
         "Add a message to a ticket.",
         {"ticket_id": 42, **_MESSAGE},
+        lookup=_MESSAGE_LOOKUP,
     ),
     Endpoint(
         "update_ticket_message", "PUT", "/api/tickets/{ticket_id}/messages/{message_id}",
         "Update a message of a ticket.",
         {"ticket_id": 42, "message_id": 7, "channel": "email", "from_agent": True,
-         "body_text": "Corrected reply"},
-        methods=("PATCH",),
+         "via": "api", "body_text": "Corrected reply"},
     ),
     Endpoint(
         "delete_ticket", "DELETE", "/api/tickets/{ticket_id}",
@@ -98,7 +141,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "create_customer", "POST", "/api/customers",
         "Create a customer.",
-        {"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "crm-1"},
+        {"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "crm-1",
+         "channels": [{"type": "email", "address": "ada@example.com", "preferred": True}]},
         lookup=_CUSTOMER_LOOKUP,
         sync=Sync("/api/customers/{id}"),
     ),
@@ -113,7 +157,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "update_user", "PUT", "/api/users/{id}",
         "Update a user (agent).",
         {"id": 5, "name": "Grace B. Hopper"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "delete_user", "DELETE", "/api/users/{id}",
@@ -130,12 +173,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "create_tag", "POST", "/api/tags",
         "Create a tag.",
         {"name": "vip", "description": "Very important customer"},
+        lookup=_TAG_LOOKUP,
     ),
     Endpoint(
         "update_tag", "PUT", "/api/tags/{id}",
         "Update a tag.",
         {"id": 3, "description": "Spent over 1000"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "create_custom_field", "POST", "/api/custom-fields",
@@ -154,13 +197,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "update_ticket", "PUT", "/api/tickets/{ticket_id}",
         "Update a ticket (partial update).",
         {"ticket_id": 42, "status": "closed"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "update_customer", "PUT", "/api/customers/{customer_id}",
         "Update a customer (partial update).",
         {"customer_id": 9, "name": "Ada King"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "delete_customer", "DELETE", "/api/customers/{customer_id}",
@@ -188,7 +229,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "update_macro", "PUT", "/api/macros/{id}",
         "Update a macro.",
         {"id": 11, "name": "Refund issued (v2)"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "delete_macro", "DELETE", "/api/macros/{id}",
@@ -216,9 +256,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         {"ticket_id": 42, "names": ["refund"]},
     ),
     Endpoint(
-        "set_ticket_custom_fields", "PUT", "/api/tickets/{ticket_id}/custom-fields",
-        "Set custom field values of a ticket: one record per {id, value}, batched per ticket.",
-        {"ticket_id": 42, "id": 12, "value": "1250.00"},
+        "set_ticket_custom_fields", "PUT", "/api/tickets/{ticket_id}/custom-fields/{id}",
+        "Set one custom field value of a ticket (one record per field; the ticket's other "
+        "values are kept). The value is sent with the field's type.",
+        {"ticket_id": 42, "id": 12, "value": 1250.0},
+    ),
+    Endpoint(
+        "replace_ticket_custom_fields", "PUT", "/api/tickets/{ticket_id}/custom-fields",
+        "Replace ALL custom field values of a ticket: one record per {id, value}, batched per "
+        "ticket; every value not sent is DELETED.",
+        {"ticket_id": 42, "id": 12, "value": 1250.0},
         batch={"enabled": True, "size": 100, "grouping": "count"},
     ),
     Endpoint(
@@ -226,13 +273,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Update a custom field (object_type, label and definition are required).",
         {"id": 12, "object_type": "Ticket", "label": "Order total",
          "definition": {"data_type": "number"}},
-        methods=("PATCH",),
     ),
     Endpoint(
         "update_rule", "PUT", "/api/rules/{id}",
         "Update a rule.",
         {"id": 8, "description": "Tags VIP customers"},
-        methods=("PATCH",),
     ),
     Endpoint(
         "delete_rule", "DELETE", "/api/rules/{id}",
@@ -243,6 +288,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 
 #: Templates by id.
 TEMPLATES: dict[str, Endpoint] = {e.id: e for e in ENDPOINTS}
+
+#: Templates that create messages: they take ``message_intent`` (import | send).
+MESSAGE_TEMPLATES: frozenset[str] = frozenset({"create_ticket", "add_ticket_message"})
 
 #: What a manual stream config may ask for.
 MANUAL_METHODS: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE")

@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 import simplejson
 
-from target_gorgias.endpoints import TEMPLATES
+from target_gorgias import body_rules
+from target_gorgias.endpoints import TEMPLATES, Probe
 from target_gorgias.settings import StreamSettings
 
 _MISSING = object()
@@ -183,8 +184,17 @@ class Unit:
     body: bytes | None
     source_key: dict[str, Any]
     group: Any = None
-    lookup: tuple[str, dict[str, str]] | None = None
+    lookup: Probe | None = None
     match: tuple[str, str] | None = None
+    #: What Gorgias would reject in this record's body: (field, problem) pairs.
+    problems: list[body_rules.Problem] = field(default_factory=list)
+
+    def error(self, stream: str) -> RecordError:
+        """The problems as one ``RecordError`` naming the first field."""
+        fld, problem = self.problems[0]
+        more = "; ".join(f"{f}: {p}" for f, p in self.problems[1:])
+        return RecordError(stream, self.position, problem + (f" (also {more})" if more else ""),
+                           fld or None)
 
 
 @dataclass
@@ -198,8 +208,8 @@ class Call:
     headers: Mapping[str, str]
     body: bytes | None
     units: list[Unit] = field(default_factory=list)
-    lookup: tuple[str, dict[str, str]] | None = None
-    lookup_first: bool = False
+    lookup: Probe | None = None
+    lookup_first: bool | str = False  # True, False or "auto" (lookup_before_create)
     mode: str = "create"
     match: tuple[str, str] | None = None
     update_path: str | None = None
@@ -219,8 +229,9 @@ class RequestBuilder:
     """Builds units and calls for one stream."""
 
     def __init__(self, stream: str, settings: StreamSettings, key_properties: Sequence[str],
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, preflight: bool = False) -> None:
         self.stream = stream
+        self.preflight = preflight
         self.settings = settings
         self.key_properties = tuple(key_properties or ())
         self.max_body_bytes = max_body_bytes
@@ -265,6 +276,22 @@ class RequestBuilder:
             body = _without(body, dotted)
         return body
 
+    def shaped(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[body_rules.Problem]]:
+        """``body`` with what Gorgias requires filled in (templates only), and what is wrong.
+
+        The shaping problems (a message without a from address, ...) are always listed; the
+        preflight's (unknown field, missing required field, wrong type) when it is on.
+        """
+        endpoint = self.settings.endpoint_id
+        if endpoint == "manual":
+            return body, []
+        body, problems = body_rules.shape(endpoint, body,
+                                          intent=self.settings.message_intent or "import")
+        if self.preflight:
+            seen = {f for f, _ in problems}
+            problems += [p for p in body_rules.check(endpoint, body) if p[0] not in seen]
+        return body, problems
+
     def _encode(self, value: Any, position: int) -> bytes:
         try:
             data = to_json(value).encode("utf-8")
@@ -287,6 +314,7 @@ class RequestBuilder:
             body = self.body_of(record)
         except ValueError as exc:
             raise RecordError(self.stream, position, f"cannot unflatten: {exc}") from None
+        body, problems = self.shaped(body)
         batch = self.settings.batch
         payload: Any = body
         if batch.enabled and batch.pluck:
@@ -304,11 +332,17 @@ class RequestBuilder:
             value = get_path(record, batch.group_by)
             group = None if value is _MISSING else to_json(value)
         lookup = None
-        if self.settings.lookup and not batch.enabled:
-            for key in self.settings.lookup.keys:
+        spec = self.settings.lookup
+        if spec and not batch.enabled:
+            scope = None
+            if spec.scope:
+                found = get_path(record, self.settings.path_params.get(spec.scope, spec.scope))
+                scope = None if found is _MISSING else str(found)
+            for key in spec.keys:
                 value = body.get(key)
-                if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
-                    lookup = (self.settings.lookup.path, {key: str(value)})
+                if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) \
+                        and (scope is not None or not spec.scope):
+                    lookup = spec.probe(key, str(value), scope)
                     break
         match = None
         if self.settings.match_on:
@@ -318,9 +352,9 @@ class RequestBuilder:
                                   f"mode '{self.settings.mode}' matches on this field, which is "
                                   "missing or empty", self.settings.match_on)
             match = (self.settings.match_on, str(value))
-            lookup = None
+            lookup = spec.probe(self.settings.match_on, str(value)) if spec else None
         source_key = {k: record.get(k) for k in self.key_properties}
-        return Unit(seq, position, path, encoded, source_key, group, lookup, match)
+        return Unit(seq, position, path, encoded, source_key, group, lookup, match, problems)
 
     def calls(self, units: Iterable[Unit]) -> Iterator[Call]:
         """Group units into calls: one per unit, or batches when batching is on.

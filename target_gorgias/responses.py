@@ -17,7 +17,11 @@ from target_gorgias.client import Result
 from target_gorgias.request_builder import jsonable, to_json
 
 _NULLABLE_STR = {"type": ["string", "null"]}
-_ANY: dict[str, Any] = {}  # any JSON value
+#: A JSON document kept whole: typed loaders (target-duckdb, the pipelinewise family, SDK SQL
+#: targets) store an object/array property as one JSON column; an untyped ``{}`` is dropped.
+_JSON_DOC: dict[str, Any] = {"type": ["object", "array", "null"]}
+#: Gorgias' ``error.data``: field -> messages, a list, or a plain message.
+_ERROR_DATA: dict[str, Any] = {"type": ["object", "array", "string", "null"]}
 
 #: The JSON Schema of one response record.
 RESPONSE_SCHEMA: dict[str, Any] = {
@@ -26,22 +30,23 @@ RESPONSE_SCHEMA: dict[str, Any] = {
         "request_id": {"type": "string"},
         "stream": {"type": "string"},
         "endpoint": {"type": "string"},
-        "method": {"type": "string"},
+        "method": {"type": ["string", "null"]},
         "url": {"type": "string"},
         "status_code": {"type": ["integer", "null"]},
         "ok": {"type": "boolean"},
         "resource_id": {"type": ["integer", "string", "null"]},
-        "response": _ANY,
+        "response": _JSON_DOC,
         "error": {
             "type": ["object", "null"],
             "properties": {
                 "msg": _NULLABLE_STR,
-                "data": _ANY,
+                "data": _ERROR_DATA,
             },
         },
         "record_count": {"type": "integer"},
         "source_keys": {"type": "array", "items": {"type": "object"}},
         "attempts": {"type": "integer"},
+        "uncertain_resends": {"type": "integer"},
         "duration_ms": {"type": "integer"},
         "sent_at": {"type": ["string", "null"], "format": "date-time"},
         "dry_run": {"type": "boolean"},
@@ -50,11 +55,21 @@ RESPONSE_SCHEMA: dict[str, Any] = {
         "request": {
             "type": ["object", "null"],
             "properties": {"method": {"type": "string"}, "url": {"type": "string"},
-                           "body": _ANY},
+                           "body": _JSON_DOC},
         },
     },
     "required": ["request_id", "stream", "endpoint", "method", "url", "ok", "record_count"],
 }
+
+
+def _document(body: Any) -> Any:
+    """Gorgias' answer as the ``response`` column holds it: an object, an array or null.
+
+    A bare JSON scalar (no Gorgias endpoint answers one) is kept as ``{"value": ...}``.
+    """
+    if body is None or isinstance(body, (dict, list)):
+        return body
+    return {"value": body}
 
 
 class Output:
@@ -86,17 +101,18 @@ class Output:
             "request_id": result.request_id,
             "stream": call.stream,
             "endpoint": call.endpoint_id,
-            "method": call.method,
+            "method": result.method,
             "url": result.url,
             "status_code": result.status_code,
             "ok": result.ok,
             "resource_id": result.resource_id,
-            "response": result.body,
+            "response": _document(result.body),
             "error": result.error or ({"msg": result.note, "data": None}
                                       if not result.ok and result.note else None),
             "record_count": len(call.units),
             "source_keys": [u.source_key for u in call.units],
             "attempts": result.attempts,
+            "uncertain_resends": result.uncertain_resends,
             "duration_ms": result.duration_ms,
             "sent_at": result.sent_at or None,
             "dry_run": dry_run,

@@ -14,10 +14,12 @@ import threading
 import time
 import typing as t
 
-from target_gorgias.client import GorgiasClient, Result, auth_header
+from target_gorgias.client import GorgiasClient, Result, auth_header, head_window
+from target_gorgias.custom_fields import CustomFieldTypes
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
 from target_gorgias.pacer import Pacer
+from target_gorgias.progress import Progress, Waiting
 from target_gorgias.request_builder import Call, RecordError, from_json
 from target_gorgias.responses import Output
 from target_gorgias.scheduler import WINDOW_FACTOR, Scheduler
@@ -64,8 +66,13 @@ class Run:
             headers=settings.headers, timeout=settings.timeout, pacer=self.pacer,
             max_retries=settings.max_retries, max_concurrency=settings.max_concurrency,
             ca_bundle=settings.ca_bundle, logger=logger,
+            max_retry_after=settings.max_retry_after,
+            lookup_grace=settings.lookup_grace_seconds,
+            head_window=head_window(settings.max_concurrency, settings.rate_limit,
+                                    settings.rate_limit_window, STATE_INTERVAL),
         )
         self.syncer = Syncer(self.client)
+        self.custom_fields = CustomFieldTypes(self.client)
         self.dry_run = DryRun(
             base_url=settings.base_url, auth_kind=settings.auth_kind, headers=settings.headers,
             sample=settings.dry_run_sample, logger=logger,
@@ -77,6 +84,8 @@ class Run:
         self.failure: str | None = None
         self._lock = threading.Lock()
         self._state_emitted_at = time.monotonic()
+        self.waiting = Waiting()
+        self.progress = Progress(self, settings.progress_interval)
 
     def take_record(self) -> bool:
         """Count a RECORD read; False once it is past ``record_limit`` (it is ignored)."""
@@ -169,7 +178,7 @@ class Run:
         seqs = [u.seq for u in units]
         if result.ok:
             if result.note:
-                log = self.logger.info if result.sync_outcome == "skipped" else \
+                log = self.logger.info if result.sync_outcome in ("skipped", "merged") else \
                     self.logger.warning
                 log("Stream '%s', record %s: %s", sink.stream_name,
                     ", ".join(map(str, result.call.positions)), result.note)

@@ -150,9 +150,9 @@ class Scheduler:
                     self._in_flight -= 1
                     self._cond.notify_all()
 
-        handler = run.syncer.send if sink.settings.mode != "create" else None
+        run.waiting.add(1)
         try:
-            run.client.submit(call, done, handler)
+            run.client.submit(call, done, run.waiting.track(sink.sender()))
         except RuntimeError:  # the pool is shut down: the run is ending
             with self._cond:
                 self._in_flight -= 1

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from target_gorgias.endpoints import MANUAL_METHODS, TEMPLATES, Endpoint, Lookup
+from target_gorgias.body_rules import INTENTS
+from target_gorgias.endpoints import MANUAL_METHODS, MESSAGE_TEMPLATES, TEMPLATES, Endpoint, Lookup
 
 #: Headers a user may never set: the target owns them.
 FORBIDDEN_HEADERS = frozenset({"authorization", "host", "content-length"})
@@ -30,6 +31,7 @@ _STREAM_KEYS = frozenset({
     "endpoint", "method", "path", "url", "content_format", "path_params", "keep_path_params",
     "exclude_attributes", "include_attributes", "headers", "batch", "on_error",
     "lookup_before_create", "mode", "match_on", "unflatten", "unflatten_separator",
+    "message_intent",
 })
 MODES = ("create", "update", "upsert")
 _BATCH_KEYS = frozenset({"enabled", "size", "grouping", "group_by", "wrap_key", "pluck"})
@@ -90,12 +92,13 @@ class StreamSettings:
     batch: BatchSettings = BatchSettings()
     on_error: str = "fail"
     lookup: Lookup | None = None
-    lookup_before_create: bool = False
+    lookup_before_create: bool | str = "auto"  # True, False or "auto"
     mode: str = "create"
     match_on: str | None = None
     update_path: str | None = None
     read_only: tuple[str, ...] = ()
     unflatten_separator: str | None = None
+    message_intent: str | None = None  # import | send, for templates that create messages
 
 
 def did_you_mean(word: str, choices: Any, n: int = 3) -> str:
@@ -143,10 +146,15 @@ class Settings:
     response_include_request: bool = False
     ca_bundle: str | None = None
     max_body_bytes: int = 1024 * 1024
-    lookup_before_create: bool = False
+    lookup_before_create: bool | str = "auto"
     record_limit: int | None = None
     #: Start-up notices (e.g. a credential that was trimmed), logged as warnings.
     notes: tuple[str, ...] = ()
+    preflight: bool = False
+    warnings: tuple[str, ...] = ()
+    progress_interval: float = 10.0
+    lookup_grace_seconds: float = 2.0
+    max_retry_after: float = 300.0
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
@@ -331,6 +339,32 @@ def _pos_number(config: Mapping[str, Any], key: str, default: float, errors: lis
     return float(value)
 
 
+def _interval(config: Mapping[str, Any], key: str, default: float, errors: list[str]) -> float:
+    """Seconds >= 0 (0 turns the feature off); a numeric string (from the environment) too."""
+    value = config.get(key)
+    if value is None:
+        return default
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0:
+        errors.append(f"{key}: must be a number of seconds >= 0 (0 turns it off), got {value!r}")
+        return default
+    return number
+
+
+def _grace(config: Mapping[str, Any], errors: list[str]) -> float:
+    """``lookup_grace_seconds``: a number >= 0 (0: look up at once)."""
+    value = config.get("lookup_grace_seconds")
+    if value is None:
+        return 2.0
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or value < 0:
+        errors.append(f"lookup_grace_seconds: must be a number >= 0, got {value!r}")
+        return 2.0
+    return float(value)
+
+
 def _choice(value: Any, choices: tuple[str, ...], where: str, errors: list[str]) -> str:
     if value not in choices:
         errors.append(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
@@ -371,8 +405,20 @@ def _batch(raw: Any, defaults: Mapping[str, Any], where: str, errors: list[str])
     )
 
 
-def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lookup: bool,
-            errors: list[str], upsert_by_default: bool = False) -> StreamSettings | None:
+def _lookup_mode(value: Any, where: str, errors: list[str]) -> bool | str:
+    """``lookup_before_create``: true, false or "auto" (also as strings, from the env)."""
+    if isinstance(value, bool) or value == "auto":
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "auto"):
+        text = value.strip().lower()
+        return text if text == "auto" else text == "true"
+    errors.append(f"{where}: must be true, false or \"auto\", got {value!r}")
+    return "auto"
+
+
+def _stream(key: str, raw: Any, base_url: str, default_on_error: str,
+            default_lookup: bool | str, errors: list[str], upsert_by_default: bool = False
+            ) -> StreamSettings | None:
     where = f"streams.{key}"
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: must be an object with 'endpoint' or 'method' + 'path'")
@@ -395,7 +441,13 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
             errors.append(f"{where}: give either 'endpoint' or 'path'/'url', not both")
         path = template.path
         method = str(method).upper() if method else template.method
-        if method not in template.allowed_methods:
+        if method == "PATCH" and "PATCH" not in template.allowed_methods:
+            errors.append(
+                f"{where}.method: {template.id} does not offer PATCH: Gorgias documents only "
+                f"{template.method} for it (its PUT is already a partial update); remove "
+                "'method' or use a manual 'method' + 'path'"
+            )
+        elif method not in template.allowed_methods:
             errors.append(
                 f"{where}.method: {template.id} allows {', '.join(template.allowed_methods)}, "
                 f"got {raw.get('method')!r}"
@@ -474,6 +526,13 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
     if separator is not None and not (isinstance(separator, str) and separator):
         errors.append(f"{where}.unflatten_separator: must be a non-empty string")
     batch = _batch(raw.get("batch"), template.batch if template else {}, f"{where}.batch", errors)
+    intent: str | None = None
+    if template is not None and template.id in MESSAGE_TEMPLATES:
+        intent = _choice(raw.get("message_intent", "import"), INTENTS,
+                         f"{where}.message_intent", errors)
+    elif raw.get("message_intent") is not None:
+        errors.append(f"{where}.message_intent: only for templates that create messages "
+                      f"({', '.join(sorted(MESSAGE_TEMPLATES))})")
     return StreamSettings(
         key=key,
         endpoint_id=template.id if template else "manual",
@@ -491,12 +550,14 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str, default_lo
         on_error=_choice(raw.get("on_error", default_on_error), ON_ERROR_CHOICES,
                          f"{where}.on_error", errors),
         lookup=template.lookup if template and method == "POST" else None,
-        lookup_before_create=bool(raw.get("lookup_before_create", default_lookup)),
+        lookup_before_create=_lookup_mode(raw.get("lookup_before_create", default_lookup),
+                                          f"{where}.lookup_before_create", errors),
         mode=mode,
         match_on=match_on if mode != "create" else None,
         update_path=sync.update_path if sync and mode != "create" else None,
         read_only=sync.read_only if sync and mode != "create" else (),
         unflatten_separator=separator,
+        message_intent=intent,
     )
 
 
@@ -566,18 +627,27 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
     on_error = _choice(config.get("on_error", "fail"), ON_ERROR_CHOICES, "on_error", errors)
     streams_raw = config.get("streams") or {}
     streams: dict[str, StreamSettings] = {}
+    lookup_mode = _lookup_mode(config.get("lookup_before_create", "auto"),
+                               "lookup_before_create", errors)
     if not isinstance(streams_raw, Mapping):
         errors.append("streams: must be an object: stream name (or glob) -> stream settings")
     else:
         for key, raw in streams_raw.items():
-            parsed = _stream(str(key), raw, base_url, on_error,
-                             bool(config.get("lookup_before_create", False)), errors,
+            parsed = _stream(str(key), raw, base_url, on_error, lookup_mode, errors,
                              upsert_by_default=load_method == "upsert")
             if parsed:
                 streams[str(key)] = parsed
     default_limit = 80 if auth_kind == "bearer" else 40
     ca_bundle = _ca_bundle(config.get("ca_bundle"), errors)
     dead_letter_path = _dead_letter_path(config.get("dead_letter_path"), errors)
+    preflight_raw = config.get("preflight")
+    if preflight_raw is not None and not isinstance(preflight_raw, bool):
+        errors.append(f"preflight: must be true or false, got {preflight_raw!r}")
+    dry_run = bool(config.get("dry_run", False))
+    warnings = tuple(
+        f"streams.{key}: manual method PATCH: Gorgias documents only PUT (a partial update); "
+        "PATCH may be answered 405"
+        for key, st in streams.items() if st.method == "PATCH" and st.endpoint_id == "manual")
     if config.get("verify_ssl") is False or config.get("tls_verify") is False:
         errors.append("TLS verification cannot be turned off; use ca_bundle for a private CA")
     settings = Settings(
@@ -587,7 +657,7 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         secret=secret,
         headers=headers,
         streams=streams,
-        dry_run=bool(config.get("dry_run", False)),
+        dry_run=dry_run,
         dry_run_sample=_pos_int(config, "dry_run_sample", 10, errors, minimum=0),
         timeout=_pos_number(config, "timeout", 30.0, errors),
         rate_limit=_pos_int(config, "rate_limit", default_limit, errors),
@@ -601,10 +671,15 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         response_include_request=bool(config.get("response_include_request", False)),
         ca_bundle=ca_bundle,
         max_body_bytes=_pos_int(config, "max_body_bytes", 1024 * 1024, errors),
-        lookup_before_create=bool(config.get("lookup_before_create", False)),
+        lookup_before_create=lookup_mode,
+        lookup_grace_seconds=_grace(config, errors),
+        max_retry_after=_pos_number(config, "max_retry_after", 300.0, errors),
         record_limit=(_pos_int(config, "record_limit", 0, errors)
                       if config.get("record_limit") is not None else None),
         notes=tuple(notes),
+        preflight=dry_run if not isinstance(preflight_raw, bool) else preflight_raw,
+        warnings=warnings,
+        progress_interval=_interval(config, "progress_interval", 10.0, errors),
     )
     if errors:
         raise ConfigError(errors)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import typing as t
+from collections.abc import Callable
 
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
+from target_gorgias.client import Result, unverifiable_warning
+from target_gorgias.custom_fields import CUSTOM_FIELD_TEMPLATES
 from target_gorgias.request_builder import Call, RecordError, RequestBuilder, Unit
 from target_gorgias.sdk_hooks import validator_of
 from target_gorgias.validation import FastValidator
@@ -15,6 +18,17 @@ from target_gorgias.validation import FastValidator
 if t.TYPE_CHECKING:
     from target_gorgias.run import Run
     from target_gorgias.target import TargetGorgias
+
+
+def intent_note(intent: str | None) -> str:
+    """How a stream's ``message_intent`` reads in the log and the dry run."""
+    if intent == "import":
+        return ("message_intent import: messages keep or get sent_datetime, Gorgias "
+                "delivers nothing")
+    if intent == "send":
+        return ("message_intent send: agent messages without sent_datetime ARE delivered "
+                "by Gorgias (e-mails go out)")
+    return ""
 
 
 class GorgiasSink(BatchSink):
@@ -28,12 +42,24 @@ class GorgiasSink(BatchSink):
         assert settings is not None  # the target checked it before making this sink
         self.settings = settings
         self.builder = RequestBuilder(stream_name, settings, key_properties or [],
-                                      self.run.settings.max_body_bytes)
+                                      self.run.settings.max_body_bytes,
+                                      preflight=self.run.settings.preflight)
+        intent = intent_note(settings.message_intent)
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        warning = unverifiable_warning(
+            stream_name, settings.endpoint_id, settings.method, settings.mode,
+            settings.lookup.keys if settings.lookup else None, settings.batch.enabled,
+            None if settings.unflatten_separator or not isinstance(props, dict) else set(props))
+        if warning and not self.run.dry_run:
+            self.logger.warning("%s", warning)
         self.logger.info(
-            "Stream '%s' -> %s %s (%s%s)", stream_name, settings.method, settings.path,
+            "Stream '%s' -> %s %s (%s%s%s)", stream_name, settings.method, settings.path,
             settings.endpoint_id if settings.endpoint_id != "manual" else "manual config",
             f", batches of {settings.batch.size}" if settings.batch.enabled else "",
+            f", {intent}" if intent else "",
         )
+        if self.run.dry_run is not None and intent:
+            self.run.dry_run.notes[stream_name] = intent
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """The SDK's validator behind a compiled fast path (same verdicts, less CPU)."""
@@ -66,8 +92,23 @@ class GorgiasSink(BatchSink):
         except RecordError as exc:
             self.run.reject(self, exc, record)
             return
+        if unit.problems:
+            if self.run.dry_run is not None:  # flag it, show it, go on: the preview
+                self.run.dry_run.flag(self.stream_name, unit)
+            else:  # Gorgias would answer 400: no request, on_error decides
+                self.run.reject(self, unit.error(self.stream_name), record)
+                return
         self.run.tracker.add_unit(seq)
         self.run.scheduler.submit(self, unit)
+
+    def sender(self) -> Callable[[Call], Result]:
+        """How this stream's calls are sent: with the custom field's type, through a sync
+        mode (look up, then write), or as they are."""
+        if self.settings.endpoint_id in CUSTOM_FIELD_TEMPLATES:
+            return self.run.custom_fields.send  # values go out with the field's type
+        if self.settings.mode != "create":
+            return self.run.syncer.send
+        return self.run.client.send
 
     def process_record(self, record: dict, context: dict) -> None:
         """Unused: ``sdk_hooks.read_record`` hands records to ``deliver`` with their number."""

@@ -5,10 +5,17 @@ is created (upsert, nothing found), updated (``PUT {update_path}`` without the f
 update cannot take), left alone (``unchanged``: nothing differs) or skipped (update mode,
 nothing found). Lookups are paced like every call and cached for the run, including
 resources created earlier in the same run, so a key repeated in one run is created once.
+
+Every match is checked on our side (emails case-insensitively). A trashed ticket is not a
+match: ``upsert`` creates a new ticket beside it (and says so), ``update`` skips the record.
+A lookup that fails is never "nothing found": the record fails (``on_error``), reported as
+``GET <lookup url>``. A create whose outcome is uncertain is looked up again before it is
+re-sent (the client does that: the create carries its lookup).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from decimal import Decimal
 from typing import Any
@@ -69,32 +76,47 @@ class Syncer:
         key = (call.path, field, value)
         with self._key_lock(key):
             found = self._found.get(key, _UNKNOWN)
+            trashed = None
             if found is _UNKNOWN:
-                res, found = self.client.find(call.stream, call.path, {field: value})
+                assert call.lookup is not None
+                res, found, trashed = self.client.find(call.stream, call.lookup, call.headers)
                 if not res.ok:
+                    if res.outcome == "not_sent":  # stopping: neither delivered nor failed
+                        return Result(call=call, outcome="not_sent", url=res.url)
                     res.call = call
                     res.note = f"lookup by {field} failed: {res.note or res.status_code}"
                     return res
-            result = self._write(call, found)
+            result = self._write(call, found, trashed)
             if result.ok and isinstance(result.body, dict) and result.body.get("id") is not None:
                 self._found[key] = result.body
             return result
 
-    def _write(self, call: Call, found: dict[str, Any] | None) -> Result:
+    def _write(self, call: Call, found: dict[str, Any] | None,
+               trashed: dict[str, Any] | None = None) -> Result:
         field, value = call.match or ("", "")
         if found is None:
+            in_trash = (f"; only a trashed ticket (id {trashed.get('id')}) has it, and "
+                        "trashed tickets are not a match" if trashed else "")
             if call.mode == "update":
                 return Result(call=call, outcome="delivered", sync_outcome="skipped",
-                              url=self.client.base_url + call.path,
-                              note=f"nothing matches {field}={value}: skipped (mode update)")
-            result = self.client.send(call)
+                              url=self.client.base_url + call.path, method=None,
+                              note=f"nothing matches {field}={value}{in_trash}: skipped "
+                                   "(mode update)")
+            if trashed:
+                self.client.logger.warning(
+                    "Stream '%s', record %s: %s=%s%s: creating a new one (the trashed one is "
+                    "left as it is)", call.stream, ", ".join(map(str, call.positions)),
+                    field, value, in_trash)
+            # Just looked up: no look before the create, but it carries its lookup, so an
+            # uncertain outcome is looked up again before any re-send.
+            result = self.client.send(dataclasses.replace(call, lookup_first=False))
             result.sync_outcome = "created" if result.ok else None
             return result
         body = from_json(call.body) if call.body else {}
         update = {k: v for k, v in body.items() if k not in call.read_only}
         if unchanged(update, found):
             return Result(call=call, outcome="delivered", sync_outcome="unchanged", body=found,
-                          url=self.client.base_url + call.path)
+                          url=self.client.base_url + call.path, method=None)
         assert call.update_path is not None
         path = call.update_path.replace("{id}", path_segment(found.get("id")))
         put = Call(call.stream, call.endpoint_id, "PUT", path, call.headers,

@@ -13,15 +13,19 @@ from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 
+import click
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
     ConfigValidationError,
     InvalidInputLine,
     RecordsWithoutSchemaException,
 )
+from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.sinks import RecordSink, Sink
 
+from target_gorgias import about as about_info
+from target_gorgias.check import connection_config, run_check
 from target_gorgias.client import STOP_GRACE
 from target_gorgias.reader import LineReader
 from target_gorgias.redact import SecretFilter, config_secrets
@@ -67,11 +71,13 @@ _STREAM_SCHEMA = {
         "headers": {"type": ["string", "object"]},
         "batch": _BATCH_SCHEMA,
         "on_error": {"type": "string", "enum": list(ON_ERROR_CHOICES)},
-        "lookup_before_create": {"type": "boolean"},
+        "lookup_before_create": {"type": ["boolean", "string"],
+                                 "enum": [True, False, "auto", "true", "false"]},
         "mode": {"type": "string", "enum": ["create", "update", "upsert"]},
         "match_on": {"type": "string"},
         "unflatten": {"type": "boolean"},
         "unflatten_separator": {"type": "string"},
+        "message_intent": {"type": "string", "enum": ["import", "send"]},
     },
 }
 
@@ -97,7 +103,8 @@ def _config_schema() -> dict:
                     description="Per stream (name or glob such as 'orders_*'): an endpoint "
                                 "template or a manual method + path, with path_params, "
                                 "exclude_attributes, headers, batch, on_error, mode "
-                                "(create/update/upsert) + match_on, unflatten."),
+                                "(create/update/upsert) + match_on, unflatten, "
+                                "message_intent (import/send)."),
         th.Property("dry_run", th.BooleanType, default=False,
                     description="Build every request, send none; print the first "
                                 "dry_run_sample requests in full and count the rest."),
@@ -113,8 +120,16 @@ def _config_schema() -> dict:
         th.Property("max_concurrency", th.IntegerType, default=4,
                     description="Requests in flight at once, across all streams."),
         th.Property("max_retries", th.IntegerType, default=5,
-                    description="Retries of one request (429, 5xx, timeouts, dropped "
-                                "connections)."),
+                    description="Retries of one request (5xx, timeouts, dropped "
+                                "connections; 429s do not count, see max_retry_after)."),
+        th.Property("max_retry_after", th.NumberType, default=300,
+                    description="Longest Retry-After wait (seconds or HTTP date, on 429 and "
+                                "503) honoured, for one pause and in total for one call; a "
+                                "longer one fails the call naming the wait asked."),
+        th.Property("lookup_grace_seconds", th.NumberType, default=2,
+                    description="After a timeout, dropped connection or 5xx, wait this long "
+                                "before the lookup that decides whether to re-send a create "
+                                "(covers a write Gorgias commits after the client gave up)."),
         th.Property("on_error", th.StringType, default="fail", allowed_values=["fail", "continue"],
                     description="fail: stop at the first record Gorgias rejects. continue: "
                                 "report it, go on, exit 0. Can be set per stream too."),
@@ -135,11 +150,26 @@ def _config_schema() -> dict:
                     description="Take only the first N records of the input and emit no "
                                 "state: with dry_run a preview of the exact requests, "
                                 "without it a send-test of N real records."),
-        th.Property("lookup_before_create", th.BooleanType, default=False,
-                    description="Before each create whose record has a lookup key (tickets: "
-                                "external_id; customers and users: email or external_id), "
-                                "look it up and skip the create if it exists: exactly-once "
-                                "after a crash, at one extra GET per record. Also per stream."),
+        th.Property("lookup_before_create",
+                    th.CustomType({"type": ["boolean", "string"],
+                                   "enum": [True, False, "auto", "true", "false"]}),
+                    default="auto",
+                    description="Before a create whose record has a lookup key (tickets, "
+                                "messages: external_id; customers, users: email or "
+                                "external_id; tags: name), look it up and skip the create if "
+                                "it exists. auto: only the head of each stream, until a run "
+                                "of lookups is absent (exactly-once after a crash at a small "
+                                "constant cost); true: every create; false: none. Uncertain "
+                                "outcomes are always looked up. Also per stream."),
+        th.Property("preflight", th.BooleanType,
+                    description="Check every body against what Gorgias accepts (unknown, "
+                                "missing or wrong-typed fields) before sending. Default: on "
+                                "for dry runs (flagged, not sent), off otherwise; true: such "
+                                "records follow on_error without a request."),
+        th.Property("progress_interval", th.NumberType, default=10,
+                    description="Seconds between progress lines on long runs (delivered, "
+                                "failed, request rate vs allowed, 429s, calls waiting); "
+                                "0 turns them off."),
     ).to_dict()
 
 
@@ -166,6 +196,8 @@ class TargetGorgias(StreamingTarget):
         except ConfigError as exc:
             raise ConfigValidationError("Config validation failed", errors=exc.errors) from None
         self.run = Run(settings, self.logger)
+        for warning in settings.warnings:
+            self.logger.warning("%s", warning)
         # Records are sent as they arrive (sdk_hooks -> scheduler): the SDK's drains send
         # nothing, so draining sinks one at a time costs nothing.
         self.max_parallelism = 1
@@ -214,6 +246,9 @@ class TargetGorgias(StreamingTarget):
         """The probe sink for ``meltano config test``, else the Gorgias sink (if configured)."""
         if stream_name == MELTANO_TEST_STREAM:
             return ProbeSink
+        maps = self.mapper.stream_maps.get(stream_name) or []
+        if maps and all(isinstance(m, RemoveRecordTransform) for m in maps):
+            return DroppedSink  # `__else__: __NULL__` or `<stream>: __NULL__`: nothing to send
         if self.run.settings.stream(stream_name) is None:
             keys = ", ".join(sorted(self.run.settings.streams)) or "none"
             raise TargetFailure(
@@ -255,22 +290,55 @@ class TargetGorgias(StreamingTarget):
     # -- CLI ----------------------------------------------------------------------------
 
     @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command plus ``--test``: the connection check."""
+        command = super().get_singer_command()
+        command.params.append(click.Option(
+            ["--test"], is_flag=True, default=False,
+            help="Check the base URL and credentials with one read-only call "
+                 "(GET /api/account), send nothing, print one line, exit 0 or 1."))
+        return command
+
+    @classmethod
+    def _get_about_info(cls) -> t.Any:
+        """``--about`` with what is required marked and defaults rendered readably."""
+        return about_info.with_summary(super()._get_about_info())
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """Print ``--about`` (Markdown with a Required column that says what to set)."""
+        print(about_info.formatter(output_format).format_about(cls._get_about_info()))
+
+    @classmethod
     def invoke(  # type: ignore[override]
         cls, *, about: bool = False, about_format: str | None = None,
         config: _ConfigInput | None = None, file_input: t.IO[str] | None = None,
+        test: bool = False,
     ) -> None:
         """Run the target from the CLI: one clear error line and a non-zero exit on failure."""
         if about:
             cls.print_about(about_format)
             sys.exit(0)
-        cls.print_version(print_fn=cls.logger.info)
         config = config or _ConfigInput()
+        if test:
+            sys.exit(cls.check_connection(config))
+        cls.print_version(print_fn=cls.logger.info)
         target = cls(config=config.config, validate_config=True,
                      parse_env_config=config.parse_env)
         code = target.run_cli(file_input)
         if target.run.client.abandoned:
             _hard_exit(code)  # abandoned requests' threads must not be joined at exit
         sys.exit(code)
+
+    @classmethod
+    def check_connection(cls, config: _ConfigInput) -> int:
+        """``--test``: print ``connection check passed: ...`` or the reason; the exit code."""
+        schema = cls.config_jsonschema
+        cfg = connection_config(config.config, parse_env=config.parse_env, schema=schema,
+                                env_prefix=cls._env_var_prefix)
+        passed, line = run_check(cfg, cls.logger)
+        click.echo(line)
+        return 0 if passed else 1
 
     def run_cli(self, file_input: t.IO[str] | None) -> int:
         """Read all input, deliver it, emit safe state; return the exit code.
@@ -279,6 +347,7 @@ class TargetGorgias(StreamingTarget):
         loader's last line as the reason it failed.
         """
         code, error = 0, ""
+        self.run.progress.start()
         try:
             self._listening = True
             try:
@@ -298,6 +367,7 @@ class TargetGorgias(StreamingTarget):
         finally:
             self.run.scheduler.close()
             abandoned = self.run.client.close()
+            self.run.progress.stop()
         if self._terminated and not code:  # the signal came after the input was read
             code = 128 + self._terminated
             error = f"Run {Terminated(self._terminated)}"
@@ -330,9 +400,9 @@ class TargetGorgias(StreamingTarget):
         st = run.client.stats
         self.logger.info(
             "Summary: %s. %d requests, %d retries, %d throttled (429), %d lookups, "
-            "%.1fs waiting for the rate limit%s",
+            "%d uncertain re-sends, %.1fs waiting for the rate limit%s",
             run.summary.line(), st.requests, st.retries, st.throttled, st.lookups,
-            run.pacer.waited, "" if not code else " (run did not complete)",
+            st.uncertain_resends, run.pacer.waited, "" if not code else " (run did not complete)",
         )
 
 
@@ -418,6 +488,13 @@ class ProbeSink(RecordSink):
 
     def process_record(self, record: dict, context: dict) -> None:
         """Test records are never sent to Gorgias."""
+
+
+class DroppedSink(RecordSink):
+    """A stream the stream maps remove: the SDK still asks for its sink; it sends nothing."""
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Never called with a record (the map removes them all)."""
 
 
 __all__ = ["TargetGorgias"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
-from tests.support import API_KEY, config, record, run_target, schema, state
+import requests
 
+from tests.support import API_KEY, EMAIL, config, record, run_target, schema, state
+
+SOURCE = {"source": {"type": "email", "from": {"address": "ada@example.com"}}}
 CUSTOMER_SCHEMA = schema("customers", {
     "id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"},
     "created_datetime": {"type": "string", "format": "date-time"},
@@ -27,9 +30,15 @@ def test_records_become_customers_and_state_follows(fake_gorgias, tmp_path):
     stored = sorted(c["email"] for c in fake_gorgias.store["customers"].values())
     assert stored == ["c1@example.com", "c2@example.com", "c3@example.com"]
     bodies = [r["body"] for r in fake_gorgias.requests]
-    assert {"email": "c2@example.com", "name": "C 2", "meta": {"ltv": 20.5}} in bodies
+    assert {"email": "c2@example.com", "name": "C 2", "meta": {"ltv": 20.5}, "channels": [
+        {"type": "email", "address": "c2@example.com", "preferred": True}]} in bodies
     assert res.stdout_lines == [{"bookmarks": {"customers": 3}}]
     assert "3 delivered, 0 failed" in res.stderr
+
+
+def writes(srv) -> list[dict]:
+    """The write requests (not the lookups ``lookup_before_create: auto`` makes first)."""
+    return [r for r in srv.requests if r["method"] != "GET"]
 
 
 def test_datetimes_and_decimals_sent_as_json(fake_gorgias, tmp_path):
@@ -39,8 +48,9 @@ def test_datetimes_and_decimals_sent_as_json(fake_gorgias, tmp_path):
         "id": 1, "email": "t@example.com", "meta": {"ltv": 1234.5678}})]
     res = run_target(cfg, msgs, tmp_path)
     assert res.returncode == 0, res.stderr
-    assert fake_gorgias.requests[0]["body"]["meta"] == {"ltv": 1234.5678}
-    assert fake_gorgias.requests[0]["raw_body"].count("1234.5678") == 1
+    [sent] = writes(fake_gorgias)
+    assert sent["body"]["meta"] == {"ltv": 1234.5678}
+    assert sent["raw_body"].count("1234.5678") == 1
 
 
 def test_unconfigured_stream_fails_at_schema(fake_gorgias, tmp_path):
@@ -70,9 +80,10 @@ def test_gorgias_400_reported_with_fields_and_position(fake_gorgias, tmp_path):
     cfg = config(fake_gorgias.base_url, {"tickets": {"endpoint": "create_ticket"}})
     msgs = [schema("tickets", {"subject": {"type": "string"}, "messages": {"type": "array"}}),
             record("tickets", {"subject": "ok", "messages": [{"channel": "email",
-                                                              "from_agent": False}]}),
+                                                              "from_agent": False, **SOURCE}]}),
             state({"pos": 1}),
-            record("tickets", {"subject": "no channel", "messages": [{"from_agent": False}]}),
+            record("tickets", {"subject": "no channel", "messages": [{"from_agent": False,
+                                                                      **SOURCE}]}),
             state({"pos": 2})]
     res = run_target(cfg, msgs, tmp_path)
     assert res.returncode == 1
@@ -120,8 +131,11 @@ def test_request_headers_reach_gorgias(fake_gorgias, tmp_path):
     res = run_target(cfg, [schema("tags", {"name": {"type": "string"}}),
                            record("tags", {"name": "vip"})], tmp_path)
     assert res.returncode == 0, res.stderr
-    headers = {k.lower(): v for k, v in fake_gorgias.requests[0]["headers"].items()}
-    assert headers["x-team"] == "data" and headers["x-trace"] == "a:b:c"
+    lookup, sent = fake_gorgias.requests  # lookup_before_create: auto looks the head up
+    assert lookup["method"] == "GET"
+    headers = {k.lower(): v for k, v in sent["headers"].items()}
+    for got in (headers, {k.lower(): v for k, v in lookup["headers"].items()}):
+        assert got["x-team"] == "data" and got["x-trace"] == "a:b:c" and got["x-stream"] == "tags"
     assert headers["x-stream"] == "tags"
     assert headers["content-type"] == "application/json"
 
@@ -170,20 +184,25 @@ def test_batching_count_wrap_and_url_split(fake_gorgias, tmp_path):
 def test_batching_by_field_into_json_array(fake_gorgias, tmp_path):
     res = run_target(config(fake_gorgias.base_url, {"t": {"endpoint": "create_ticket"}}),
                      [schema("t", {"messages": {"type": "array"}}),
-                      *[record("t", {"messages": [{"channel": "email", "from_agent": False}]})
+                      *[record("t", {"messages": [{"channel": "email", "from_agent": False,
+                                                   **SOURCE}]})
                         for _ in range(2)]], tmp_path)
     assert res.returncode == 0, res.stderr
     t1, t2 = sorted(fake_gorgias.store["tickets"])
-    cfg = config(fake_gorgias.base_url, {"cf": {"endpoint": "set_ticket_custom_fields"}})
-    rows = [{"ticket_id": t1, "id": 1, "value": "a"}, {"ticket_id": t2, "id": 1, "value": "b"},
-            {"ticket_id": t1, "id": 2, "value": "c"}]
+    f1, f2 = (requests.post(fake_gorgias.base_url + "/api/custom-fields", auth=(EMAIL, API_KEY),
+                            json={"object_type": "Ticket", "label": label,
+                                  "definition": {"data_type": "text"}}, timeout=5).json()["id"]
+              for label in ("one", "two"))
+    cfg = config(fake_gorgias.base_url, {"cf": {"endpoint": "replace_ticket_custom_fields"}})
+    rows = [{"ticket_id": t1, "id": f1, "value": "a"}, {"ticket_id": t2, "id": f1, "value": "b"},
+            {"ticket_id": t1, "id": f2, "value": "c"}]
     res = run_target(cfg, [schema("cf", {"ticket_id": {}, "id": {}, "value": {}}),
                            *[record("cf", r) for r in rows]], tmp_path)
     assert res.returncode == 0, res.stderr
     puts = [r for r in fake_gorgias.requests if r["method"] == "PUT"]
     assert {p["path"]: p["body"] for p in puts} == {
-        f"/api/tickets/{t1}/custom-fields": [{"id": 1, "value": "a"}, {"id": 2, "value": "c"}],
-        f"/api/tickets/{t2}/custom-fields": [{"id": 1, "value": "b"}],
+        f"/api/tickets/{t1}/custom-fields": [{"id": f1, "value": "a"}, {"id": f2, "value": "c"}],
+        f"/api/tickets/{t2}/custom-fields": [{"id": f1, "value": "b"}],
     }
     assert len(puts) == 2
 
@@ -196,7 +215,7 @@ def test_stream_maps_and_metadata_columns(fake_gorgias, tmp_path):
                                             "name": "'VIP ' + name"}})
     res = run_target(cfg, [CUSTOMER_SCHEMA, *customers(2)], tmp_path)
     assert res.returncode == 0, res.stderr
-    bodies = [r["body"] for r in fake_gorgias.requests]
+    bodies = [r["body"] for r in writes(fake_gorgias)]
     assert sorted(b["name"] for b in bodies) == ["VIP C 1", "VIP C 2"]
     assert sorted(b["email"] for b in bodies) == ["c1@example.com", "c2@example.com"]
     assert all(not any(k.startswith("_sdc_") for k in b) for b in bodies)

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support import CLI, config, record, run_target, schema, state
 
+SOURCE = {"source": {"type": "email", "from": {"address": "ada@example.com"}}}
 TICKET_PROPS = {"external_id": {"type": "string"}, "subject": {"type": "string"},
                 "messages": {"type": "array"}}
 
@@ -20,7 +21,7 @@ TICKET_PROPS = {"external_id": {"type": "string"}, "subject": {"type": "string"}
 def ticket(i: int) -> dict:
     return record("tickets", {"external_id": f"ext-{i}", "subject": f"Order {i}",
                               "messages": [{"channel": "email", "from_agent": False,
-                                            "body_text": f"hello {i}"}]})
+                                            "body_text": f"hello {i}", **SOURCE}]})
 
 
 def tickets_with_state(n: int, start: int = 1) -> list[dict]:
@@ -68,7 +69,9 @@ def test_throttled_burst_honours_retry_after(fake_gorgias, tmp_path):
     assert res.returncode == 0, res.stderr
     assert time.monotonic() - started >= 2.0  # two Retry-After pauses of 1 s
     assert len(fake_gorgias.store["tickets"]) == 3
-    assert "Retrying POST /api/tickets (stream 'tickets', attempt 2 of 6)" in res.stderr
+    # A 429 does not use up max_retries; the pause logged is the pause asked.
+    assert res.stderr.count("(stream 'tickets', attempt ") == 2
+    assert res.stderr.count(") in 1.0s: HTTP 429 Too Many Requests") == 2
     assert "2 throttled (429)" in res.stderr
 
 
@@ -113,7 +116,7 @@ def test_timeout_then_lookup(fake_gorgias, tmp_path):
     fake_gorgias.add_fault(delay_ms=2500, count=1, method="POST")
     res = run_target(fast(fake_gorgias, timeout=1), tickets_with_state(1), tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "no answer within 1s" in res.stderr
+    assert "no complete answer within 1s" in res.stderr
     assert len(fake_gorgias.store["tickets"]) == 1
 
 
@@ -132,14 +135,15 @@ def test_permanent_errors_under_both_policies(fake_gorgias, tmp_path, policy):
         "customers": {"endpoint": "create_customer"},
         "notes": {"endpoint": "add_ticket_message"},
     }, on_error=policy, dead_letter_path=str(dead), rate_limit=100, rate_limit_window=1,
-        max_concurrency=1)
+        max_concurrency=1, lookup_before_create=False)  # auto would find record 1 for record 2
     msgs = [schema("customers", {"email": {"type": "string"}, "nickname": {"type": "string"}}),
             record("customers", {"email": "a@example.com"}),
             record("customers", {"email": "a@example.com"}),          # 409 duplicate
             record("customers", {"email": "b@example.com", "nickname": "x"}),  # 400 unknown field
             state({"after": "customers"}),
             schema("notes", {"ticket_id": {"type": "integer"}}),
-            record("notes", {"ticket_id": 999999, "channel": "email", "from_agent": True}),  # 404
+            record("notes", {"ticket_id": 999999, "channel": "email", "from_agent": True,
+                             **SOURCE}),  # 404
             record("customers", {"email": "c@example.com"}),
             state({"after": "all"})]
     res = run_target(cfg, msgs, tmp_path)
@@ -158,7 +162,9 @@ def test_permanent_errors_under_both_policies(fake_gorgias, tmp_path, policy):
     assert [(d["stream"], d["position"], d["status"]) for d in lines] == [
         ("customers", 2, 409), ("customers", 3, 400), ("notes", 1, 404)]
     assert lines[1]["error"]["data"] == {"nickname": ["No such field."]}
-    assert lines[0]["attempts"] == 1 and lines[0]["record"] == {"email": "a@example.com"}
+    assert lines[0]["attempts"] == 1 and lines[0]["record"] == {
+        "email": "a@example.com",
+        "channels": [{"type": "email", "address": "a@example.com", "preferred": True}]}
     assert sorted(c["email"] for c in fake_gorgias.store["customers"].values()) == [
         "a@example.com", "c@example.com"]
 
@@ -180,10 +186,11 @@ def test_http_request_duration_metric_and_summary(fake_gorgias, tmp_path):
     assert res.returncode == 0, res.stderr
     metrics = [json.loads(line.split("METRIC: ", 1)[1]) for line in res.stderr.splitlines()
                if "METRIC: " in line and "http_request_duration" in line]
-    assert len(metrics) == 2
-    assert metrics[0]["tags"]["endpoint"] == "create_ticket"
-    assert metrics[0]["tags"]["http_status_code"] == 201
-    assert "2 requests, 0 retries, 0 throttled (429)" in res.stderr
+    assert len(metrics) == 4  # lookup_before_create: auto looks the head up first
+    creates = [m for m in metrics if m["tags"]["endpoint"] == "create_ticket"]
+    assert len(creates) == 2 and creates[0]["tags"]["http_status_code"] == 201
+    assert {m["tags"]["endpoint"] for m in metrics} == {"create_ticket", "lookup"}
+    assert "4 requests, 0 retries, 0 throttled (429), 2 lookups" in res.stderr
 
 
 def _start(cfg_path, lines) -> subprocess.Popen:

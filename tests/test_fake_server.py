@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import signal
 import subprocess
@@ -18,7 +19,14 @@ import requests
 from target_gorgias.fake_server import LIMIT_HEADER, FakeGorgias
 
 EMAIL, KEY, TOKEN = "agent@example.com", "fake-api-key", "fake-access-token"
-MSG = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi"}
+MSG = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi",
+       "source": {"type": "email", "from": {"address": "ada@example.com"}}}
+
+
+def cust(email: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A customer body as Gorgias requires it (with ``channels``)."""
+    channels = [{"type": "email", "address": email, "preferred": True}] if email else []
+    return {**({"email": email} if email else {}), "channels": channels, **extra}
 FIELD = {"object_type": "Ticket", "label": "Order", "definition": {"data_type": "text"}}
 USER = {"email": "u@example.com", "name": "U", "role": {"name": "agent"}}
 
@@ -246,8 +254,9 @@ def test_messages(fake_gorgias, api):
     assert api("GET", f"{base}/{m['id']}").json() == m
     assert api("GET", f"/api/tickets/{api.ticket()['id']}/messages/{m['id']}").status_code == 404
     r = api("PUT", f"{base}/{m['id']}", {"body_text": "fixed"})
-    assert r.status_code == 400 and set(err(r)["data"]) == {"channel", "from_agent"}
-    r = api("PUT", f"{base}/{m['id']}", {"channel": "email", "from_agent": True, "body_text": "x"})
+    assert r.status_code == 400 and set(err(r)["data"]) == {"channel", "from_agent", "via"}
+    r = api("PUT", f"{base}/{m['id']}", {"channel": "email", "from_agent": True, "via": "api",
+                                         "body_text": "x"})
     assert r.status_code == 202 and r.json()["body_text"] == "x" and r.json()["id"] == m["id"]
     listed = api("GET", f"/api/messages?ticket_id={t['id']}").json()["data"]
     assert {x["id"] for x in listed} == {m["id"], t["messages"][0]["id"]}
@@ -283,16 +292,34 @@ def test_ticket_tags(fake_gorgias, api):
 
 def test_ticket_custom_fields(fake_gorgias, api):
     t = api.ticket()
+    text = api.make("/api/custom-fields", FIELD)["id"]
+    num = api.make("/api/custom-fields", {**FIELD, "definition": {"data_type": "number"}})["id"]
     path = f"/api/tickets/{t['id']}/custom-fields"
-    r = api("PUT", path, [{"id": 1, "value": "a"}, {"id": 2, "value": 3}])
-    assert r.status_code == 202 and r.json() == [{"id": 1, "value": "a"}, {"id": 2, "value": 3}]
-    api("PUT", path, [{"id": 1, "value": "b"}])
-    assert fake_gorgias.store["tickets"][t["id"]]["custom_fields"] == [
-        {"id": 1, "value": "b"}, {"id": 2, "value": 3}]
-    assert api("PUT", path, {"id": 1, "value": "a"}).status_code == 400
+    r = api("PUT", path, [{"id": text, "value": "a"}, {"id": num, "value": 3}])
+    assert r.status_code == 202 and r.json() == [{"id": text, "value": "a"},
+                                                 {"id": num, "value": 3}]
+    # The replace-all call: a value not sent is deleted.
+    api("PUT", path, [{"id": text, "value": "b"}])
+    assert fake_gorgias.store["tickets"][t["id"]]["custom_fields"] == [{"id": text, "value": "b"}]
+    assert api("PUT", path, {"id": text, "value": "a"}).status_code == 400
     r = api("PUT", path, [{"value": "a", "x": 1}])
     assert err(r)["data"] == {"0": {"id": ["Missing data for required field."],
                                     "x": ["No such field."]}}
+    # Typed values, known fields only.
+    r = api("PUT", path, [{"id": num, "value": "3"}, {"id": 999999, "value": "x"}])
+    assert err(r) == {"msg": "Failed to update custom fields",
+                      "data": {"0": {"value": ["Not a valid number."]},
+                               "1": {"id": ["Resource not found."]}}}
+    # The per-field call sets that field only.
+    r = api("PUT", f"{path}/{num}", {"value": 12.5})
+    assert r.status_code == 202 and r.json() == {"id": num, "value": 12.5}
+    assert fake_gorgias.store["tickets"][t["id"]]["custom_fields"] == [
+        {"id": text, "value": "b"}, {"id": num, "value": 12.5}]
+    assert err(api("PUT", f"{path}/{num}", {"value": "12.5"})) == {
+        "msg": "Failed to update custom field value", "data": {"value": ["Not a valid number."]}}
+    assert err(api("PUT", f"{path}/{num}", {}))["data"] == {
+        "value": ["Missing data for required field."]}
+    assert api("PUT", f"{path}/999999", {"value": 1}).status_code == 404
 
 
 def test_ticket_listing_lookup_and_pages(api):
@@ -315,18 +342,18 @@ def test_ticket_listing_lookup_and_pages(api):
 # -- customers, users, tags, macros, custom fields, rules ---------------------------------
 
 def test_customers(fake_gorgias, api):
-    assert api.make("/api/customers", {})["email"] is None  # every field is optional
-    c = api.make("/api/customers", {"email": "Ada@x.io", "external_id": "crm-1", "name": "A"})
+    assert api.make("/api/customers", cust())["email"] is None  # all optional but channels
+    c = api.make("/api/customers", cust("Ada@x.io", external_id="crm-1", name="A"))
     assert c["uri"] == f"/api/customers/{c['id']}/"
-    r = api("POST", "/api/customers", {"email": "ada@X.io"})
+    r = api("POST", "/api/customers", cust("ada@X.io"))
     assert r.status_code == 409 and err(r) == {"msg": "The resource already exists."}
-    other = api.make("/api/customers", {"email": "b@x.io"})
+    other = api.make("/api/customers", cust("b@x.io"))
     assert api("PUT", f"/api/customers/{other['id']}", {"email": "ADA@x.io"}).status_code == 409
     r = api("PUT", f"/api/customers/{c['id']}", {"email": "Ada@x.io", "name": "Ada"})
     assert r.status_code == 202 and r.json()["name"] == "Ada"
-    assert err(api("POST", "/api/customers", {"email": "not-an-email"}))["data"] == {
+    assert err(api("POST", "/api/customers", cust("not-an-email")))["data"] == {
         "email": ["Not a valid email address."]}
-    assert err(api("POST", "/api/customers", {"mail": "a@x.io"}))["data"] == {
+    assert err(api("POST", "/api/customers", cust(mail="a@x.io")))["data"] == {
         "mail": ["No such field."]}
     for query in ("email=ada%40x.io", "email=ADA@X.IO", "external_id=crm-1"):
         assert [x["id"] for x in api("GET", f"/api/customers?{query}").json()["data"]] == [c["id"]]
@@ -336,7 +363,7 @@ def test_customers(fake_gorgias, api):
 
 
 def test_bulk_deletes(fake_gorgias, api):
-    ids = [api.make("/api/customers", {"email": f"{i}@x.io"})["id"] for i in range(3)]
+    ids = [api.make("/api/customers", cust(f"{i}@x.io"))["id"] for i in range(3)]
     r = api("DELETE", "/api/customers", {"ids": [*ids[:2], 999999]})
     assert (r.status_code, r.content) == (204, b"")
     assert list(fake_gorgias.store["customers"]) == ids[2:]
@@ -456,19 +483,19 @@ def test_latency_and_concurrency(fake_gorgias):
 
 def test_5xx_before_and_after(fake_gorgias, api):
     fake_gorgias.add_fault(status=503, method="POST", path="/api/customers")
-    r = api("POST", "/api/customers", {"email": "a@x.io"})
+    r = api("POST", "/api/customers", cust("a@x.io"))
     assert r.status_code == 503 and err(r) == {"msg": "An external service had an issue."}
     assert r.headers[LIMIT_HEADER] == "1/1000"
     assert fake_gorgias.store["customers"] == {}
     fake_gorgias.add_fault(status=502, when="after", count=2, body="<html>bad gateway</html>",
                            content_type="text/html", headers={"X-Edge": "1"})
-    r = api("POST", "/api/customers", {"email": "a@x.io"})
+    r = api("POST", "/api/customers", cust("a@x.io"))
     assert r.status_code == 502 and r.text == "<html>bad gateway</html>"
     assert r.headers["X-Edge"] == "1" and r.headers["Content-Type"] == "text/html"
     assert len(fake_gorgias.store["customers"]) == 1  # applied: the outcome is unknown
-    r = api("POST", "/api/customers", {"email": "a@x.io"})
+    r = api("POST", "/api/customers", cust("a@x.io"))
     assert r.status_code == 502  # the write behind it was a 409 the client never sees
-    assert api("POST", "/api/customers", {"email": "b@x.io"}).status_code == 201
+    assert api("POST", "/api/customers", cust("b@x.io")).status_code == 201
     assert [e["fault"] is not None for e in fake_gorgias.requests] == [True] * 3 + [False]
 
 
@@ -605,3 +632,71 @@ def test_cli_refuses(args):
     res = subprocess.run([sys.executable, "-m", "target_gorgias.fake_server", "--port", "0",
                           *args], capture_output=True, text=True, timeout=30, check=False)
     assert res.returncode == 2 and res.stdout == "" and res.stderr
+
+
+# -- fault modes for the delivery guarantees (issue 11) -----------------------------------------
+
+
+def test_slow_commit_applies_the_write_after_the_client_gave_up(fake_gorgias, api):
+    fake_gorgias.add_fault(commit_delay_ms=800, method="POST", path="/api/tags")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        api.s.post(api.base + "/api/tags", json={"name": "late"}, timeout=0.3)
+    assert fake_gorgias.store["tags"] == {}  # not yet applied when the client gave up
+    wait_for(lambda: len(fake_gorgias.store["tags"]) == 1)
+    assert [t["name"] for t in fake_gorgias.store["tags"].values()] == ["late"]
+
+
+def test_trickled_body_arrives_slowly_but_whole(fake_gorgias, api):
+    fake_gorgias.add_fault(trickle_ms=30, method="POST")
+    started = time.monotonic()
+    r = api("POST", "/api/tags", {"name": "slow"})
+    took = time.monotonic() - started
+    assert r.status_code == 201 and r.json()["name"] == "slow"
+    assert took >= 30 / 1000 * (len(r.content) // 8)  # 8 bytes per 30 ms
+
+
+def test_non_json_2xx_applies_the_write(fake_gorgias, api):
+    fake_gorgias.add_fault(non_json=True, method="POST")
+    r = api("POST", "/api/tags", {"name": "html"})
+    assert r.status_code == 201
+    assert r.headers["Content-Type"].startswith("text/html")
+    assert [t["name"] for t in fake_gorgias.store["tags"].values()] == ["html"]
+
+
+def test_list_endpoint_that_ignores_its_filter(fake_gorgias, api):
+    api.make("/api/customers", {"email": "a@example.com"})
+    api.make("/api/customers", {"email": "b@example.com"})
+    assert len(api("GET", "/api/customers", params={"email": "b@example.com"}).json()["data"]) == 1
+    fake_gorgias.add_fault(ignore_filter=True, method="GET", path="/api/customers")
+    data = api("GET", "/api/customers", params={"email": "b@example.com"}).json()["data"]
+    assert sorted(c["email"] for c in data) == ["a@example.com", "b@example.com"]
+
+
+def test_retry_after_as_http_date_and_on_503(fake_gorgias, api):
+    fake_gorgias.add_fault(status=429, retry_after=3, retry_after_date=True)
+    fake_gorgias.add_fault(status=503, retry_after=2)
+    r = api("GET", "/api/tags")
+    assert r.status_code == 429
+    when = email.utils.parsedate_to_datetime(r.headers["Retry-After"])
+    assert 1 <= when.timestamp() - time.time() <= 4
+    r = api("GET", "/api/tags")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+
+
+def test_trashed_tickets_are_listed_unless_told_otherwise(fake_gorgias, api):
+    kept = api.ticket(external_id="t-1")
+    trashed = api.ticket(external_id="t-1")
+    assert api("PUT", f"/api/tickets/{trashed['id']}",
+               {"trashed_datetime": "2026-01-01T00:00:00+00:00"}).status_code == 202
+    listed = api("GET", "/api/tickets", params={"external_id": "t-1"}).json()["data"]
+    assert sorted(t["id"] for t in listed) == sorted([kept["id"], trashed["id"]])  # default true
+    live = api("GET", "/api/tickets", params={"external_id": "t-1", "trashed": "false"})
+    assert [t["id"] for t in live.json()["data"]] == [kept["id"]]
+    assert api("GET", "/api/tickets", params={"trashed": "maybe"}).status_code == 400
+
+
+def test_new_fault_keys_are_checked(fake_gorgias):
+    with pytest.raises(ValueError, match="commit_delay_ms must be a number"):
+        fake_gorgias.add_fault(commit_delay_ms=-1)
+    with pytest.raises(ValueError, match="needs one of"):
+        fake_gorgias.add_fault(retry_after_date=True)

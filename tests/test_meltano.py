@@ -220,3 +220,18 @@ def test_meltano_config_test(project: Path, server: FakeGorgias) -> None:
     info = [line for line in _loader_lines(bad) if '"level":"debug"' not in line]
     assert "connection check failed" in info[-1] and "HTTP 401" in info[-1], (
         "the reason `meltano config test` shows is not the credential failure: " + info[-1])
+
+
+def test_meltano_invoke_check(project: Path, server: FakeGorgias) -> None:
+    """The connection check as a plugin command: works where `meltano config test` races."""
+    server.reset()
+    good = meltano(project, server, "invoke", "target-gorgias:check")
+    assert good.returncode == 0, out(good)[-3000:]
+    assert good.stdout.startswith("connection check passed: GET "), out(good)[-3000:]
+    assert [(r["method"], r["path"]) for r in server.requests] == [("GET", "/api/account")]
+    bad = meltano(project, server, "invoke", "target-gorgias:check",
+                  env={"TARGET_GORGIAS_API_KEY": "wrong-key"})
+    assert bad.returncode == 1, out(bad)[-3000:]
+    assert "connection check failed" in bad.stdout and "HTTP 401" in bad.stdout, bad.stdout
+    assert "wrong-key" not in out(bad)
+    assert all(r["method"] == "GET" for r in server.requests)

@@ -32,13 +32,14 @@ def test_values_become_valid_json():
 
 
 def test_sdc_and_path_fields_left_out_and_dotted_exclusion():
-    b = builder({"endpoint": "add_ticket_message",
+    b = builder({"endpoint": "add_ticket_message", "message_intent": "send",
                  "exclude_attributes": ["internal", "sender.phone"]})
     u = b.unit({"ticket_id": 5, "channel": "email", "from_agent": False, "internal": 1,
                 "sender": {"email": "a@b.c", "phone": "1"}, "_sdc_extracted_at": "x"}, 0, 1)
     assert u.path == "/api/tickets/5/messages"
     assert json.loads(u.body) == {"channel": "email", "from_agent": False,
-                                  "sender": {"email": "a@b.c"}}
+                                  "sender": {"email": "a@b.c"},
+                                  "source": {"type": "email", "from": {"address": "a@b.c"}}}
 
 
 def test_keep_path_params_and_custom_mapping():
@@ -52,7 +53,9 @@ def test_keep_path_params_and_custom_mapping():
 def test_include_attributes_allowlist():
     b = builder({"endpoint": "create_customer", "include_attributes": ["email", "meta.tier"]})
     u = b.unit({"email": "a@b.c", "junk": 1, "meta": {"tier": "gold", "x": 1}}, 0, 1)
-    assert json.loads(u.body) == {"email": "a@b.c", "meta": {"tier": "gold"}}
+    assert json.loads(u.body) == {"email": "a@b.c", "meta": {"tier": "gold"},
+                                  "channels": [{"type": "email", "address": "a@b.c",
+                                                "preferred": True}]}
 
 
 def test_delete_sends_no_body():
@@ -129,7 +132,17 @@ def test_source_keys_and_lookup():
     b = builder({"endpoint": "create_customer"}, key_properties=["crm_id"])
     u = b.unit({"crm_id": 7, "email": "a@b.c", "external_id": "e1"}, 0, 1)
     assert u.source_key == {"crm_id": 7}
-    assert u.lookup == ("/api/customers", {"email": "a@b.c"})
+    assert u.lookup is not None
+    assert (u.lookup.path, u.lookup.params) == ("/api/customers", (("email", "a@b.c"),))
+    assert u.lookup.matches({"email": "A@B.C"}) and not u.lookup.matches({"email": "x@b.c"})
+    tag = builder({"endpoint": "create_tag"}).unit({"name": "VIP"}, 0, 1).lookup
+    assert tag is not None and tag.params == (("limit", "100"),)  # no name filter: scanned
+    assert tag.matches({"name": "VIP"}) and not tag.matches({"name": "vip"})
+    msg = builder({"endpoint": "add_ticket_message"}).unit(
+        {"ticket_id": 42, "external_id": "m-1", "channel": "email", "from_agent": False}, 0, 1)
+    assert msg.lookup is not None and msg.lookup.params == (("ticket_id", "42"), ("limit", "100"))
+    assert builder({"endpoint": "add_ticket_message"}).unit(
+        {"ticket_id": 42, "channel": "email", "from_agent": False}, 0, 1).lookup is None
 
 
 def test_state_queue_stays_small_and_waits_for_open_units():

@@ -77,7 +77,9 @@ def test_failed_calls_appear_with_error_under_continue(fake_gorgias, tmp_path):
     bad = recs[0]
     assert bad["status_code"] == 409 and bad["resource_id"] is None
     assert bad["error"] == {"msg": "The resource already exists.", "data": None}
-    assert bad["request"]["body"] == {"email": "dup@x.io", "name": bad["request"]["body"]["name"]}
+    assert bad["request"]["body"] == {"email": "dup@x.io", "name": bad["request"]["body"]["name"],
+                                      "channels": [{"type": "email", "address": "dup@x.io",
+                                                    "preferred": True}]}
     assert all(m["stream"] == "results" for m in res.stdout_lines if m["type"] != "STATE")
     assert API_KEY not in res.stdout
 
@@ -104,7 +106,8 @@ def test_dry_run_records_show_the_request(fake_gorgias, tmp_path):
     (rec,) = res.responses
     assert rec["dry_run"] is True and rec["status_code"] is None
     assert rec["request"] == {"method": "POST", "url": fake_gorgias.base_url + "/api/customers",
-                              "body": {"email": "a@x.io", "name": "N1"}}
+                              "body": {"email": "a@x.io", "name": "N1", "channels": [
+                                  {"type": "email", "address": "a@x.io", "preferred": True}]}}
     assert fake_gorgias.requests == []
     assert not [m for m in res.stdout_lines if m["type"] == "STATE"]
 
@@ -136,6 +139,9 @@ def test_chaining_two_stages(fake_gorgias, tmp_path):
     assert tickets["welcome-101"]["customer"] == {"id": customers["marie@example.com"]}
     assert {m["body_text"] for m in store["messages"].values()} == {
         "Welcome aboard, Marie Curie!", "Welcome aboard, Rosalind Franklin!"}
+    # Stage 2 says message_intent "send": Gorgias delivers each welcome e-mail.
+    assert sorted(m["to"][0]["address"] for m in fake_gorgias.outbox) == [
+        "marie@example.com", "rosalind@example.com"]
     out = [json.loads(line) for line in second.stdout.splitlines()]
     assert [m["type"] for m in out] == ["SCHEMA", "RECORD", "RECORD", "STATE"]
     assert out[-1]["value"] == {"bookmarks": {"signups": {"replication_key_value": 102}}}

@@ -42,8 +42,15 @@ def test_oauth_token_defaults_to_80_per_window():
     ({"max_concurrency": 0}, "max_concurrency: must be an integer >= 1"),
     ({"timeout": -1}, "timeout: must be a number > 0"),
     ({"streams": {"x": {"endpoint": "nope"}}}, "streams.x.endpoint: unknown template 'nope'"),
-    ({"streams": {"x": {"endpoint": "create_tag", "method": "PATCH"}}},
+    ({"streams": {"x": {"endpoint": "create_tag", "method": "PUT"}}},
      "streams.x.method: create_tag allows POST"),
+    ({"streams": {"x": {"endpoint": "update_tag", "method": "PATCH"}}},
+     "streams.x.method: update_tag does not offer PATCH: Gorgias documents only PUT"),
+    ({"streams": {"x": {"endpoint": "create_tag", "message_intent": "import"}}},
+     "streams.x.message_intent: only for templates that create messages"),
+    ({"streams": {"x": {"endpoint": "create_ticket", "message_intent": "email"}}},
+     "streams.x.message_intent: must be one of import, send"),
+    ({"preflight": "yes"}, "preflight: must be true or false"),
     ({"streams": {"x": {"method": "GET", "path": "/api/x"}}}, "streams.x.method: must be one of"),
     ({"streams": {"x": {"method": "POST"}}}, "needs 'endpoint'"),
     ({"streams": {"x": {"endpoint": "create_tag", "content_format": "xml"}}},
@@ -70,9 +77,12 @@ def test_all_errors_reported_at_once():
 
 
 def test_template_method_override_and_defaults():
-    s = settings(streams={"t": {"endpoint": "update_tag", "method": "patch"}})
+    s = settings(streams={"t": {"endpoint": "update_tag", "method": "put"},
+                          "m": {"method": "patch", "path": "/api/x/{id}"}})
     st = s.stream("t")
-    assert st is not None and st.method == "PATCH" and st.path == "/api/tags/{id}"
+    assert st is not None and st.method == "PUT" and st.path == "/api/tags/{id}"
+    assert s.warnings == ("streams.m: manual method PATCH: Gorgias documents only PUT (a "
+                          "partial update); PATCH may be answered 405",)
     assert st.path_params == {"id": "id"}
     d = settings(streams={"d": {"endpoint": "delete_tags"}}).stream("d")
     assert d is not None and d.batch.enabled and d.batch.pluck == "id" and d.batch.wrap_key == "ids"

@@ -34,7 +34,8 @@ def test_upsert_daily_rerun_creates_nothing_new(fake_gorgias, tmp_path):
     assert sorted(store) == ["a@x.io", "b@x.io", "c@x.io"] and store["b@x.io"]["name"] == "B2"
     puts = [r for r in fake_gorgias.requests if r["method"] == "PUT"]
     assert [(p["path"], p["body"]) for p in puts] == [
-        (f"/api/customers/{store['b@x.io']['id']}", {"email": "b@x.io", "name": "B2"})]
+        (f"/api/customers/{store['b@x.io']['id']}", {"email": "b@x.io", "name": "B2", "channels": [
+            {"type": "email", "address": "b@x.io", "preferred": True}]})]
     third = run_target(cfg, customers(day2), tmp_path)
     assert "0 created, 0 updated, 3 unchanged, 0 skipped" in third.stderr
     assert len(fake_gorgias.store["customers"]) == 3
@@ -57,7 +58,8 @@ def test_update_mode_skips_unknown_records(fake_gorgias, tmp_path):
 
 def test_ticket_upsert_leaves_out_fields_update_cannot_take(fake_gorgias, tmp_path):
     row = {"external_id": "o-1", "subject": "Order 1", "status": "open",
-           "messages": [{"channel": "email", "from_agent": False, "body_text": "hi"}]}
+           "messages": [{"channel": "email", "from_agent": False, "body_text": "hi",
+                         "source": {"type": "email", "from": {"address": "a@x.io"}}}]}
     cfg = config(fake_gorgias.base_url, {"t": {"endpoint": "create_ticket", "mode": "upsert"}})
     msgs = lambda r: [infer_schema("t", [r]), record("t", r)]  # noqa: E731
     assert run_target(cfg, msgs(row), tmp_path).returncode == 0

@@ -11,7 +11,9 @@ import requests
 from target_gorgias.endpoints import TEMPLATES
 from tests.support import API_KEY, EMAIL, config, infer_schema, record, run_target
 
-MESSAGE = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi"}
+MESSAGE = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi",
+           "source": {"type": "email", "from": {"address": "ada@example.com"}}}
+CUSTOMER = {"email": "x@e.com", "channels": [{"type": "email", "address": "x@e.com"}]}
 
 
 class Api:
@@ -45,6 +47,11 @@ def _one(resource: str, body: dict[str, Any], key: str = "id") -> Callable[[Api]
     return lambda api: {key: api.post(resource, body)["id"]}
 
 
+def _ticket_and_field(api: Api) -> dict[str, Any]:
+    field = api.post("/api/custom-fields", {**FIELD, "definition": {"data_type": "number"}})
+    return {"ticket_id": api.ticket(), "id": field["id"]}
+
+
 def _tag(api: Api) -> dict[str, Any]:
     return {"id": api.post("/api/tags", {"name": "old"})["id"]}
 
@@ -69,9 +76,9 @@ CASES: dict[str, tuple[Callable[[Api], dict] | None, int]] = {
     "create_custom_field": (None, 201),
     "create_rule": (None, 201),
     "update_ticket": (_ticket, 202),
-    "update_customer": (_one("/api/customers", {"email": "x@e.com"}, "customer_id"), 202),
-    "delete_customer": (_one("/api/customers", {"email": "x@e.com"}, "customer_id"), 204),
-    "delete_customers": (_one("/api/customers", {"email": "x@e.com"}), 204),
+    "update_customer": (_one("/api/customers", CUSTOMER, "customer_id"), 202),
+    "delete_customer": (_one("/api/customers", CUSTOMER, "customer_id"), 204),
+    "delete_customers": (_one("/api/customers", CUSTOMER), 204),
     "delete_tag": (_tag, 204),
     "delete_tags": (_tag, 204),
     "update_macro": (_one("/api/macros", {"name": "m"}), 202),
@@ -80,7 +87,8 @@ CASES: dict[str, tuple[Callable[[Api], dict] | None, int]] = {
     "add_ticket_tags": (_ticket, 201),
     "set_ticket_tags": (_ticket, 202),
     "remove_ticket_tags": (_ticket, 204),
-    "set_ticket_custom_fields": (_ticket, 202),
+    "set_ticket_custom_fields": (_ticket_and_field, 202),
+    "replace_ticket_custom_fields": (_ticket_and_field, 202),
     "update_custom_field": (_one("/api/custom-fields", FIELD), 202),
     "update_rule": (_one("/api/rules", RULE), 202),
     "delete_rule": (_one("/api/rules", RULE), 204),
@@ -90,7 +98,8 @@ CASES: dict[str, tuple[Callable[[Api], dict] | None, int]] = {
 def from_target(srv, before: int) -> list[dict[str, Any]]:
     """Requests the target made (the setup's own requests are logged a moment late)."""
     return [r for r in srv.requests[max(0, before - 5):]
-            if r["headers"].get("User-Agent", "").startswith("target-gorgias/")]
+            if r["headers"].get("User-Agent", "").startswith("target-gorgias/")
+            and r["method"] != "GET"]  # not the lookups of lookup_before_create: auto
 
 
 def test_every_template_has_a_case():
@@ -108,7 +117,12 @@ def test_template_end_to_end(fake_gorgias, tmp_path, template_id):
     cfg = config(fake_gorgias.base_url, {"s": {"endpoint": template_id}}, emit_responses=True)
     res = run_target(cfg, [infer_schema("s", [rec]), record("s", rec)], tmp_path)
     assert res.returncode == 0, res.stderr
-    (sent,) = from_target(fake_gorgias, before)
+    made = from_target(fake_gorgias, before)
+    if "custom_fields" in template_id:  # the field's definition is read first (its type)
+        assert [(r["method"], r["path"]) for r in made[:1]] == [
+            ("GET", f"/api/custom-fields/{rec['id']}")]
+        made = made[1:]
+    (sent,) = made
     expected_path = template.path.format(**{k: rec[k] for k in ids} | {
         k: rec[k] for k in ("ticket_id", "message_id", "id", "customer_id") if k in rec})
     assert (sent["method"], sent["path"]) == (template.method, expected_path)
@@ -125,15 +139,18 @@ def test_template_end_to_end(fake_gorgias, tmp_path, template_id):
     assert resp["endpoint"] == template_id
 
 
-def test_update_templates_accept_patch_method(fake_gorgias, tmp_path):
+def test_update_templates_refuse_patch_method(fake_gorgias, tmp_path):
     api = Api(fake_gorgias.base_url)
     tag = _tag(api)["id"]
+    before = len(fake_gorgias.requests)
     cfg = config(fake_gorgias.base_url, {"s": {"endpoint": "update_tag", "method": "PATCH"}})
     res = run_target(cfg, [infer_schema("s", [{}]), record("s", {"id": tag, "name": "n"})],
                      tmp_path)
-    # Gorgias has no PATCH: the fake answers 405 like Gorgias would, and the error says so.
+    # Gorgias documents only PUT: the config fails at start-up, nothing is sent.
     assert res.returncode == 1
-    assert "PATCH" in res.stderr and "HTTP 405" in res.stderr
+    assert "streams.s.method: update_tag does not offer PATCH" in res.stderr
+    assert "documents only PUT" in res.stderr
+    assert len(fake_gorgias.requests) == before
 
 
 @pytest.mark.parametrize(("method", "path_or_url", "rec", "status"), [

@@ -19,7 +19,10 @@ from target_gorgias.fake_server.model import (
     KIND,
     KINDS,
     MESSAGE_FIELDS,
+    MESSAGE_UPDATE_REQUIRED,
+    MISSING,
     NESTED,
+    NO_FROM,
     NOT_ALLOWED,
     NOT_FOUND,
     RESOURCES,
@@ -28,9 +31,19 @@ from target_gorgias.fake_server.model import (
     ApiError,
     Kind,
     check_value,
+    custom_value_error,
+    from_address_missing,
     now_iso,
     validate,
 )
+
+
+class Moved(ApiError):
+    """A 301 to ``location`` (Gorgias' answer to deleting a merged customer)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(301, "Moved Permanently.")
+        self.location = location
 
 
 class Req(NamedTuple):
@@ -60,6 +73,9 @@ class GorgiasApi:
         self._ticket_tags: dict[int, list[int]] = {}       # ticket id -> tag ids
         self._ticket_customer: dict[int, int | None] = {}  # ticket id -> customer id
         self._ticket_messages: dict[int, list[int]] = {}   # ticket id -> message ids
+        self._merged: dict[int, int] = {}                  # merged customer id -> target id
+        #: Messages Gorgias delivered (agent messages created without sent_datetime).
+        self.outbox: list[dict[str, Any]] = []
         self._next_id = 1
 
     def snapshot(self) -> dict[str, dict[int, dict[str, Any]]]:
@@ -93,6 +109,8 @@ class GorgiasApi:
                                 ("GET", "POST", "PUT", "DELETE")}),
             ("tickets/#/custom-fields", {"GET": self._get_ticket_fields,
                                          "PUT": self._set_ticket_fields}),
+            ("tickets/#/custom-fields/#", {"PUT": self._set_ticket_field}),
+            ("customers/merge", {"PUT": self._merge_customers}),
             ("messages", {"GET": self._list_messages}),
         ]
         for kind in KINDS:
@@ -307,7 +325,23 @@ class GorgiasApi:
         self._touch(obj, {k: v for k, v in req.body.items() if k != "password_confirmation"})
         return 202, self._render(kind, obj["id"])
 
+    def _merge_customers(self, req: Req, ids: list[int]) -> tuple[int, Any]:
+        """PUT /customers/merge?source_id=&target_id=: the source is merged into the target."""
+        try:
+            source, target = (int(req.query[k][0]) for k in ("source_id", "target_id"))
+        except (KeyError, ValueError):
+            raise ApiError(400, "Failed to merge customers",
+                           {"source_id": [MISSING], "target_id": [MISSING]}) from None
+        self._get("customers", source)
+        merged = self._get("customers", target)
+        del self._store["customers"][source]
+        self._merged[source] = target
+        return 202, self._render(KIND["customers"], merged["id"])
+
     def _delete_kind(self, kind: Kind, req: Req, ids: list[int]) -> tuple[int, Any]:
+        if kind.api == "customers" and ids[0] in self._merged:
+            # A merged customer: Gorgias answers 301 to the customer it was merged into.
+            raise Moved(f"/api/customers/{self._merged[ids[0]]}")
         del self._store[kind.store][self._get(kind.store, ids[0])["id"]]
         if kind.api == "tags":
             for tag_ids in self._ticket_tags.values():
@@ -372,6 +406,11 @@ class GorgiasApi:
         wanted = req.query.get("ticket_ids[]") or req.query.get("ticket_ids")
         if wanted:
             rows = [t for t in rows if str(t["id"]) in wanted]
+        trashed = req.query.get("trashed", ["true"])[0].lower()
+        if trashed not in ("true", "false"):
+            raise ApiError(400, "Invalid request.", {"trashed": ["Not a valid boolean."]})
+        if trashed == "false":  # Gorgias' default (true) lists trashed tickets too
+            rows = [t for t in rows if not t.get("trashed_datetime")]
         return self._listing(req, rows, lambda t: self._render_ticket(t["id"]))
 
     def _create_ticket(self, req: Req, ids: list[int]) -> tuple[int, Any]:
@@ -380,6 +419,10 @@ class GorgiasApi:
         if not 1 <= len(body["messages"]) <= 500:
             raise ApiError(400, "Failed to create ticket",
                            {"messages": ["Length must be between 1 and 500."]})
+        no_from = {str(i): {"source": {"from": [NO_FROM]}}
+                   for i, m in enumerate(body["messages"]) if from_address_missing(m)}
+        if no_from:
+            raise ApiError(400, NO_FROM, {"messages": no_from})
         customer_id, tag_ids = self._ticket_refs(body, "create ticket")
         messages = body["messages"]
         first = messages[0]
@@ -443,7 +486,17 @@ class GorgiasApi:
             "opened_datetime": None, "sent_datetime": now,
             **copy.deepcopy(body), "ticket_id": ticket["id"],
         }
+        delivers = (body.get("from_agent") is True and body.get("sent_datetime") is None
+                    and body.get("channel") != "internal-note")
+        msg["sent_datetime"] = msg.get("sent_datetime") or now
         msg = self._new("messages", msg, f"/api/tickets/{ticket['id']}/messages/{{id}}/")
+        if delivers:  # Gorgias sends it (an e-mail goes out) and fills sent_datetime
+            source = body.get("source") or {}
+            self.outbox.append({"message_id": msg["id"], "ticket_id": ticket["id"],
+                                "channel": body.get("channel"),
+                                "to": copy.deepcopy(source.get("to")
+                                                    or body.get("receiver")),
+                                "sent_datetime": msg["sent_datetime"]})
         self._ticket_messages.setdefault(ticket["id"], []).append(msg["id"])
         ticket["last_message_datetime"] = msg["created_datetime"]
         if body.get("from_agent") is False:
@@ -474,6 +527,8 @@ class GorgiasApi:
     def _create_message(self, req: Req, ids: list[int]) -> tuple[int, Any]:
         ticket = self._get("tickets", ids[0])
         validate(req.body, MESSAGE_FIELDS, NESTED["message"][1], "create message")
+        if from_address_missing(req.body):
+            raise ApiError(400, NO_FROM, {"source": {"from": [NO_FROM]}})
         if req.body.get("from_agent") is False:  # the sender is a customer
             if problem := self._customer_ref_errors(req.body.get("sender")):
                 raise ApiError(400, "Failed to create message", {"sender": problem})
@@ -487,7 +542,7 @@ class GorgiasApi:
 
     def _update_message(self, req: Req, ids: list[int]) -> tuple[int, Any]:
         msg = self._message_of(ids)
-        validate(req.body, MESSAGE_FIELDS, NESTED["message"][1], "update message")
+        validate(req.body, MESSAGE_FIELDS, MESSAGE_UPDATE_REQUIRED, "update message")
         self._touch(msg, copy.deepcopy(req.body))
         return 202, copy.deepcopy(msg)
 
@@ -538,18 +593,43 @@ class GorgiasApi:
         return 200, {"object": "list", "uri": req.path, "data": copy.deepcopy(values),
                      "meta": {"prev_cursor": None, "next_cursor": None}}
 
+    def _custom_field_errors(self, field_id: Any, value: Any) -> dict[str, list[str]] | None:
+        """What is wrong with a value for the ticket custom field ``field_id``."""
+        definition = self._store["custom_fields"].get(field_id) \
+            if isinstance(field_id, int) else None
+        if definition is None or definition.get("object_type") != "Ticket":
+            return {"id": [NOT_FOUND]}
+        data_type = (definition.get("definition") or {}).get("data_type")
+        problem = custom_value_error(data_type, value)
+        return {"value": [problem]} if problem else None
+
     def _set_ticket_fields(self, req: Req, ids: list[int]) -> tuple[int, Any]:
+        """PUT /tickets/{id}/custom-fields: REPLACES all values; those not sent are deleted."""
         ticket = self._get("tickets", ids[0])
         body = req.body
         if not isinstance(body, list):
             raise ApiError(400, "Failed to update custom fields",
                            {"_schema": ["Invalid input type."]})
         errors = check_value("nested_list:custom_field_value", body)
+        if not errors:
+            errors = {str(i): e for i, v in enumerate(body)
+                      if (e := self._custom_field_errors(v["id"], v.get("value")))} or None
         if errors:
             raise ApiError(400, "Failed to update custom fields", errors)
-        values = {v["id"]: v for v in ticket.get("custom_fields") or [] if isinstance(v, dict)}
-        values.update({v["id"]: {"id": v["id"], "value": v.get("value")} for v in body})
+        values = {v["id"]: {"id": v["id"], "value": v.get("value")} for v in body}
         self._touch(ticket, {"custom_fields": list(values.values())})
         return 202, copy.deepcopy(body)
 
-
+    def _set_ticket_field(self, req: Req, ids: list[int]) -> tuple[int, Any]:
+        """PUT /tickets/{id}/custom-fields/{field_id} {"value": ...}: this field only."""
+        ticket = self._get("tickets", ids[0])
+        validate(req.body, NESTED["custom_field_set"][0], NESTED["custom_field_set"][1],
+                 "update custom field value")
+        if ids[1] not in self._store["custom_fields"]:
+            raise ApiError(404, NOT_FOUND)
+        if errors := self._custom_field_errors(ids[1], req.body["value"]):
+            raise ApiError(400, "Failed to update custom field value", errors)
+        values = {v["id"]: v for v in ticket.get("custom_fields") or [] if isinstance(v, dict)}
+        values[ids[1]] = {"id": ids[1], "value": req.body["value"]}
+        self._touch(ticket, {"custom_fields": list(values.values())})
+        return 202, {"id": ids[1], "value": req.body["value"]}

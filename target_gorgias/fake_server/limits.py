@@ -76,7 +76,11 @@ class LeakyBucket:
 # -- faults --------------------------------------------------------------------------------
 
 _FAULT_KEYS = {"count", "method", "path", "status", "when", "body", "headers", "content_type",
-               "retry_after", "drop", "delay_ms", "raw", "echo_credentials"}
+               "retry_after", "retry_after_date", "drop", "delay_ms", "raw", "commit_delay_ms",
+               "trickle_ms", "non_json", "ignore_filter", "echo_credentials"}
+#: Actions: a rule needs at least one of these.
+_ACTIONS = {"status", "drop", "delay_ms", "raw", "commit_delay_ms", "trickle_ms", "non_json",
+            "ignore_filter", "echo_credentials"}
 
 
 def check_fault(rule: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +88,11 @@ def check_fault(rule: dict[str, Any]) -> dict[str, Any]:
     unknown = set(rule) - _FAULT_KEYS
     if unknown:
         raise ValueError(f"unknown fault keys: {sorted(unknown)}")
-    if not {"status", "drop", "delay_ms", "raw", "echo_credentials"} & set(rule):
-        raise ValueError("a fault needs one of: status, drop, delay_ms, raw, echo_credentials")
+    if not _ACTIONS & set(rule):
+        raise ValueError(f"a fault needs one of: {', '.join(sorted(_ACTIONS))}")
+    for key in ("delay_ms", "commit_delay_ms", "trickle_ms"):
+        if key in rule and (not isinstance(rule[key], (int, float)) or rule[key] < 0):
+            raise ValueError(f"{key} must be a number >= 0")
     echo = rule.get("echo_credentials", True)
     if not (echo is True or (type(echo) is int and 200 <= echo <= 599)):
         raise ValueError("echo_credentials must be true or an HTTP status (200-599)")

@@ -19,6 +19,8 @@ CONFLICT = "The resource already exists."
 TOO_MANY = "Too many requests."
 MISSING = "Missing data for required field."
 NO_SUCH_FIELD = "No such field."
+#: Gorgias' answer to a message without ``source.from.address`` (live-observed, PP README).
+NO_FROM = "From field is missing or empty"
 #: Default bodies of fault answers, by status (503 is Gorgias' documented one).
 FAULT_MSG = {500: "Internal server error.", 502: "Bad gateway.",
              503: "An external service had an issue.", 504: "Gateway timeout."}
@@ -68,7 +70,33 @@ NESTED: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "message": (MESSAGE_FIELDS, ("channel", "from_agent")),
     "role": ({"id": "int", "name": "enum:role"}, ("name",)),
     "custom_field_value": ({"id": "int", "value": "any"}, ("id",)),
+    "custom_field_set": ({"value": "any"}, ("value",)),
 }
+#: PUT /api/tickets/{id}/messages/{id} requires these (reference 11).
+MESSAGE_UPDATE_REQUIRED = ("channel", "from_agent", "via")
+
+
+def from_address_missing(message: Any) -> bool:
+    """True when a message body has no ``source.from.address`` (Gorgias answers 400)."""
+    if not isinstance(message, dict):
+        return False
+    source = message.get("source")
+    sender = source.get("from") if isinstance(source, dict) else None
+    address = sender.get("address") if isinstance(sender, dict) else None
+    return not (isinstance(address, str) and address.strip())
+
+
+def custom_value_error(data_type: Any, value: Any) -> str | None:
+    """Why ``value`` does not fit a custom field of ``data_type`` (None: it fits; null is
+    always fine)."""
+    if value is None:
+        return None
+    if data_type == "number":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else "Not a valid number."
+    if data_type == "boolean":
+        return None if isinstance(value, bool) else "Not a valid boolean."
+    return None if isinstance(value, str) else "Not a valid string."
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,7 @@ KINDS: tuple[Kind, ...] = (
         "email": "email:320", "name": "str", "firstname": "str", "lastname": "str",
         "external_id": "str:255", "language": "str", "timezone": "str", "note": "str",
         "channels": "list", "data": "obj", "meta": "obj"},
+        required=("channels",),  # spec-derived references mark it required (reference 11)
         unique="email", unique_ci=True, bulk_delete=True, filters=("email", "external_id"),
         defaults={"email": None, "name": None, "firstname": None, "lastname": None,
                   "external_id": None, "language": None, "timezone": None, "note": None,

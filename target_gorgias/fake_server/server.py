@@ -6,6 +6,7 @@ import base64
 import binascii
 import contextlib
 import copy
+import email.utils
 import hmac
 import ipaddress
 import json
@@ -41,6 +42,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     drop: str | None = None
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between the body's small pieces (a trickled answer)
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
@@ -138,6 +140,13 @@ class FakeGorgias:
         with self._lock:
             return self._api.snapshot()
 
+    @property
+    def outbox(self) -> list[dict[str, Any]]:
+        """Messages Gorgias would have delivered (agent messages created without
+        ``sent_datetime``): ``message_id``, ``ticket_id``, ``channel``, ``to``."""
+        with self._lock:
+            return copy.deepcopy(self._api.outbox)
+
     def add_fault(self, **rule: Any) -> None:
         """Queue a fault rule; rules are tried in order and used up by matching requests.
 
@@ -149,6 +158,12 @@ class FakeGorgias:
         ``echo_credentials`` (true for 400, or a status: nothing is applied and the answer
         echoes the request's Authorization header and the decoded key or token, as a
         careless proxy or debug endpoint might).
+        ``commit_delay_ms`` (slow commit: the write is applied only after this delay, even
+        if the client gave up meanwhile), ``trickle_ms`` (the answer's body trickles in,
+        8 bytes every ``trickle_ms``), ``non_json`` (the write is applied, its 2xx answer
+        is an HTML page), ``ignore_filter`` (a list endpoint ignores its filters and lists
+        everything). ``retry_after`` also works with other statuses (503);
+        ``retry_after_date: true`` sends it as an HTTP date.
         """
         checked = check_fault(rule)
         with self._lock:
@@ -198,6 +213,7 @@ class FakeGorgias:
                 "rate_limit": self._bucket.limit, "rate_window": self._bucket.window,
                 "call_limit_header": self._bucket.header(),
                 "store_counts": self._api.counts(),
+                "messages_delivered": len(self._api.outbox),
             }
 
     # -- one request -----------------------------------------------------------------------
@@ -236,18 +252,27 @@ class FakeGorgias:
         if wait or (fault and fault.get("status") == 429):
             retry: Any = math.ceil(wait) if wait else (fault or {}).get("retry_after", 1)
             if retry is not None:
-                header["Retry-After"] = str(max(1, math.ceil(float(retry))))
+                header["Retry-After"] = _retry_after_value(retry, fault or {})
             return self._fault_reply(429, fault or {}, header, TOO_MANY)
         fault = fault or {}
         if fault.get("echo_credentials"):
             return self._echo_reply(fault["echo_credentials"], authorization or "", header)
+        if fault.get("status") and fault.get("retry_after") is not None:
+            header["Retry-After"] = _retry_after_value(fault["retry_after"], fault)
+        if fault.get("commit_delay_ms"):
+            time.sleep(float(fault["commit_delay_ms"]) / 1000)  # slow commit: not yet applied
         if fault.get("drop") == "before":
             return Reply(0, drop="before")
         if fault.get("status") and fault.get("when", "before") == "before":
             return self._fault_reply(int(fault["status"]), fault, header)
-        reply = self._apply(entry, content_type, raw_body)
+        reply = self._apply(entry, content_type, raw_body,
+                            ignore_filter=bool(fault.get("ignore_filter")))
         reply.headers.update(header)
         reply.delay = float(fault.get("delay_ms", 0)) / 1000
+        reply.trickle = float(fault.get("trickle_ms", 0)) / 1000
+        if fault.get("non_json") and 200 <= reply.status < 300:
+            reply.body = b"<html><body>OK</body></html>"
+            reply.content_type = "text/html; charset=utf-8"
         if fault.get("drop") == "after":
             return Reply(0, drop="after", delay=reply.delay)
         if fault.get("status"):
@@ -298,9 +323,13 @@ class FakeGorgias:
             return dict(rule)
         return None
 
-    def _apply(self, entry: dict[str, Any], content_type: str, raw_body: bytes | None
-               ) -> Reply:
-        """Size, route, parse, run the handler: the Gorgias part of the answer."""
+    def _apply(self, entry: dict[str, Any], content_type: str, raw_body: bytes | None,
+               ignore_filter: bool = False) -> Reply:
+        """Size, route, parse, run the handler: the Gorgias part of the answer.
+
+        ``ignore_filter``: a list request loses every parameter but paging (a server that
+        ignores its filter).
+        """
         try:
             if raw_body is None:
                 raise ApiError(413, "Payload too large.")
@@ -317,11 +346,27 @@ class FakeGorgias:
                 body = {}
             with self._lock:
                 entry["body"] = body if raw_body else None
-                status, payload = handler(Req(entry["method"], entry["path"], entry["query"],
-                                              body), ids)
+                query = entry["query"]
+                if ignore_filter:
+                    query = {k: v for k, v in query.items() if k in _PAGING}
+                status, payload = handler(Req(entry["method"], entry["path"], query, body), ids)
                 return Reply.json(status, payload)
         except ApiError as exc:
-            return Reply.json(exc.status, exc.body)
+            location = getattr(exc, "location", None)
+            return Reply.json(exc.status, exc.body,
+                              {"Location": location} if location else None)
+
+
+#: List parameters a filter-ignoring server still honours.
+_PAGING = ("cursor", "limit", "order_by")
+
+
+def _retry_after_value(seconds: Any, fault: dict[str, Any]) -> str:
+    """``Retry-After`` as whole seconds (at least 1) or, with ``retry_after_date``, a date."""
+    wait = max(1, math.ceil(float(seconds)))
+    if fault.get("retry_after_date"):
+        return email.utils.formatdate(time.time() + wait, usegmt=True)
+    return str(wait)
 
 
 def _reject_constant(name: str) -> Any:
@@ -439,7 +484,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         if reply.body and reply.status != 204:
-            self.wfile.write(reply.body)
+            if reply.trickle:
+                self.wfile.flush()
+                for at in range(0, len(reply.body), 8):
+                    self.wfile.write(reply.body[at:at + 8])
+                    self.wfile.flush()
+                    time.sleep(reply.trickle)
+            else:
+                self.wfile.write(reply.body)
         self.wfile.flush()
 
     def _serve(self, method: str) -> None:
@@ -528,6 +580,8 @@ def _control(fake: FakeGorgias, method: str, what: str, query: dict[str, list[st
         if method == "GET" and what == "store":
             return Reply.json(200, {k: {str(i): o for i, o in v.items()}
                                     for k, v in fake.store.items()})
+        if method == "GET" and what == "outbox":
+            return Reply.json(200, fake.outbox)
         if method == "GET" and what == "stats":
             return Reply.json(200, fake.stats())
         if method == "GET" and what == "faults":
