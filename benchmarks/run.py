@@ -220,8 +220,17 @@ def bench_memory(tmp: Path, n: int) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _custom_field_values(tmp: Path, ticket_id: int, count: int) -> Path:
-    """``count`` set_ticket_custom_fields records for one ticket (a STATE every 1,000)."""
+def _post(url: str, path: str, body: Any) -> Any:
+    """Create something on the fake server (set-up, not measured)."""
+    req = urllib.request.Request(url + path, method="POST", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer fake-access-token"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _custom_field_values(tmp: Path, ticket_id: int, fields: list[int], count: int) -> Path:
+    """``count`` custom-field value records for one ticket (a STATE every 1,000)."""
     path = tmp / f"cf-{ticket_id}-{count}.singer"
     with path.open("w") as fh:
         fh.write(json.dumps({"type": "SCHEMA", "stream": "tags", "key_properties": [],
@@ -230,7 +239,8 @@ def _custom_field_values(tmp: Path, ticket_id: int, count: int) -> Path:
                                  "value": {"type": "string"}}}}) + "\n")
         for i in range(count):
             fh.write(json.dumps({"type": "RECORD", "stream": "tags", "record": {
-                "ticket_id": ticket_id, "id": i % 50 + 1, "value": f"value {i}"}}) + "\n")
+                "ticket_id": ticket_id, "id": fields[i % len(fields)],
+                "value": f"value {i}"}}) + "\n")
             if i % 1000 == 999:
                 fh.write(json.dumps({"type": "STATE", "value": {"done": i}}) + "\n")
     return path
@@ -262,17 +272,15 @@ def bench_live_memory(tmp: Path, n: int) -> list[tuple[str, str, str]]:
                 "api_url": server.url, "email": "agent@example.com",
                 "api_key": "fake-api-key", "rate_limit": 100000, "rate_limit_window": 1,
                 "max_concurrency": 8, "batch_size_rows": rows_per_batch,
-                "streams": {"tags": {"endpoint": "set_ticket_custom_fields"}}})
+                "streams": {"tags": {"endpoint": "replace_ticket_custom_fields"}}})
             server.control("reset", {})  # an empty store and request log for each run
-            req = urllib.request.Request(
-                server.url + "/api/tickets", method="POST", headers={
-                    "Content-Type": "application/json",
-                    "Authorization": "Bearer fake-access-token"},
-                data=json.dumps({"messages": [{"channel": "email", "via": "api",
-                                               "from_agent": False, "body_text": "hi"}]}).encode())
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                ticket_id = json.loads(resp.read())["id"]
-            data = _custom_field_values(tmp, ticket_id, count)
+            ticket_id = _post(server.url, "/api/tickets", {"messages": [{
+                "channel": "email", "via": "api", "from_agent": False, "body_text": "hi",
+                "source": {"type": "email", "from": {"address": "a@example.com"}}}]})["id"]
+            fields = [_post(server.url, "/api/custom-fields", {
+                "object_type": "Ticket", "label": f"Field {k}",
+                "definition": {"data_type": "text"}})["id"] for k in range(5)]
+            data = _custom_field_values(tmp, ticket_id, fields, count)
             runs[count, rows_per_batch] = peak_rss_file_mb([CLI, "--config", str(cfg)], data)
     finally:
         server.stop()
