@@ -300,7 +300,7 @@ def test_decimals_reach_gorgias_and_the_response_record_exactly(fake_gorgias, tm
             '"meta": {"ltv": 12345678901234567.25, "rate": 0.1000}}}')
     res = run_target(cfg, [schema("c", {"email": {}, "meta": {}}), line], tmp_path)
     assert res.returncode == 0, res.stderr
-    raw = fake_gorgias.requests[0]["raw_body"]
+    raw = next(r for r in fake_gorgias.requests if r["method"] == "POST")["raw_body"]
     assert '"ltv":12345678901234567.25' in raw and '"rate":0.1000' in raw
     response = next(ln for ln in res.stdout.splitlines() if '"RECORD"' in ln)
     assert '"ltv":12345678901234567.25' in response
