@@ -37,6 +37,11 @@ class StateTracker:
         self._next_seq = seq + 1
         return seq
 
+    @property
+    def records_read(self) -> int:
+        """RECORD messages read so far."""
+        return self._next_seq
+
     def add_unit(self, seq: int) -> None:
         """Record ``seq`` produced one unit of work that must settle before state passes it."""
         with self._lock:

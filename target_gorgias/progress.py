@@ -94,5 +94,5 @@ class Progress:
             f"{rate:.1f} req/s (allowed {pacer.rate:.1f}/s = {pacer.capacity:g} per "
             f"{pacer.window:g}s); {run.client.stats.throttled} x 429; "
             f"waiting: {waiting.queued} queued, {waiting.in_flight} in flight; "
-            f"{run.current_seq + 1} records read, {requests} requests in {now - self._started:.0f}s"
+            f"{run.tracker.records_read} records read, {requests} requests in {now - self._started:.0f}s"
         )

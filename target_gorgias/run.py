@@ -19,8 +19,9 @@ from target_gorgias.custom_fields import CustomFieldTypes
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
 from target_gorgias.progress import Progress, Waiting
-from target_gorgias.request_builder import RecordError, from_json
+from target_gorgias.request_builder import Call, RecordError, from_json
 from target_gorgias.responses import Output
+from target_gorgias.scheduler import WINDOW_FACTOR, Scheduler
 from target_gorgias.settings import Settings
 from target_gorgias.shared_pacer import make_pacer
 from target_gorgias.sync import Syncer
@@ -76,7 +77,7 @@ class Run:
             base_url=settings.base_url, auth_kind=settings.auth_kind, headers=settings.headers,
             sample=settings.dry_run_sample, logger=logger,
         ) if settings.dry_run else None
-        self.current_seq = -1
+        self.scheduler = Scheduler(self, settings.max_concurrency * WINDOW_FACTOR)
         self._positions: dict[str, int] = {}
         self.records_seen = 0
         self.records_ignored = 0
@@ -86,11 +87,31 @@ class Run:
         self.waiting = Waiting()
         self.progress = Progress(self, settings.progress_interval)
 
+    def take_record(self) -> bool:
+        """Count a RECORD read; False once it is past ``record_limit`` (it is ignored)."""
+        limit = self.settings.record_limit
+        if limit is None:
+            return True
+        self.records_seen += 1
+        if self.records_seen > limit:
+            self.records_ignored += 1
+            return False
+        return True
+
     def next_position(self, stream: str) -> int:
         """The 1-based position of the next record of ``stream`` (across schema changes)."""
         position = self._positions.get(stream, 0) + 1
         self._positions[stream] = position
         return position
+
+    def show_dry_run(self, call: Call) -> None:
+        """Dry run: show ``call`` instead of sending it (and its response record)."""
+        assert self.dry_run is not None
+        self.dry_run.show(call)
+        if self.output.emit_responses:
+            self.output.response(Result(call=call, outcome="dry_run",
+                                        url=self.settings.base_url + call.path), dry_run=True)
+        self.tracker.settle([u.seq for u in call.units])
 
     def emit_state(self) -> None:
         """Write the newest state whose records are all delivered.
@@ -102,7 +123,8 @@ class Run:
             self.output.state(self.tracker.safe_state())
 
     def maybe_emit_state(self) -> None:
-        """Emit state at most every ``STATE_INTERVAL`` seconds while calls complete."""
+        """Emit safe state at most every ``STATE_INTERVAL`` seconds (called as calls are
+        answered and by the scheduler's ticker, so a quiet input still gets it)."""
         now = time.monotonic()
         if now - self._state_emitted_at >= STATE_INTERVAL:
             self._state_emitted_at = now

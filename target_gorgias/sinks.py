@@ -1,8 +1,9 @@
-"""The sink: records of one stream become calls, sent when the SDK drains the batch."""
+"""The sink: validates each record of one stream and turns it into a unit for the scheduler."""
 
 from __future__ import annotations
 
 import typing as t
+from collections.abc import Callable
 
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
@@ -11,6 +12,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from target_gorgias.client import Result, unverifiable_warning
 from target_gorgias.custom_fields import CUSTOM_FIELD_TEMPLATES
 from target_gorgias.request_builder import Call, RecordError, RequestBuilder, Unit
+from target_gorgias.sdk_hooks import validator_of
 from target_gorgias.validation import FastValidator
 
 if t.TYPE_CHECKING:
@@ -30,7 +32,7 @@ def intent_note(intent: str | None) -> str:
 
 
 class GorgiasSink(BatchSink):
-    """Sends each record of one stream to its Gorgias endpoint (alone or in batches)."""
+    """Turns each record of one stream into a unit for its Gorgias endpoint."""
 
     def __init__(self, target: TargetGorgias, stream_name: str, schema: dict,
                  key_properties: t.Sequence[str] | None) -> None:
@@ -42,7 +44,6 @@ class GorgiasSink(BatchSink):
         self.builder = RequestBuilder(stream_name, settings, key_properties or [],
                                       self.run.settings.max_body_bytes,
                                       preflight=self.run.settings.preflight)
-        self._rejected = False
         intent = intent_note(settings.message_intent)
         props = schema.get("properties") if isinstance(schema, dict) else None
         warning = unverifiable_warning(
@@ -76,42 +77,25 @@ class GorgiasSink(BatchSink):
                              self.stream_name, fast.reason)
         return fast
 
-    def _validate_and_parse(self, record: dict) -> dict:
-        """Validate against the stream schema; a bad record is reported like any other.
+    def check(self, record: dict, position: int) -> RecordError | None:
+        """Validate against the stream schema: None, or the error naming stream, record and
+        field (reported like any other bad record, following ``on_error``)."""
+        validator = validator_of(self)
+        if validator is None:
+            return None
+        try:
+            validator.validate(record)
+        except InvalidRecord as exc:
+            cause = exc.__cause__
+            path = list(getattr(cause, "absolute_path", []) or [])
+            fld = ".".join(str(p) for p in path) or None
+            problem = getattr(cause, "message", None) or str(exc)
+            return RecordError(self.stream_name, position,
+                               f"does not match the stream's schema: {problem}", fld)
+        return None
 
-        The SDK's own version logs a traceback and a message with no field; this one names
-        stream, record and field, and follows ``on_error``.
-        """
-        if self._validator is not None:
-            try:
-                self._validator.validate(record)
-            except InvalidRecord as exc:
-                cause = exc.__cause__
-                path = list(getattr(cause, "absolute_path", []) or [])
-                fld = ".".join(str(p) for p in path) or None
-                problem = getattr(cause, "message", None) or str(exc)
-                position = self.run.next_position(self.stream_name)
-                self._rejected = True
-                self.run.reject(self, RecordError(
-                    self.stream_name, position,
-                    f"does not match the stream's schema: {problem}", fld), record)
-                return record
-        self._parse_timestamps_in_record(record=record, schema=self.schema,
-                                         treatment=self.datetime_error_treatment)
-        return record
-
-    def _singer_validate_message(self, record: dict) -> None:
-        """Key-property check, skipped for a record already rejected (it is not sent)."""
-        if not self._rejected:
-            super()._singer_validate_message(record)
-
-    def process_record(self, record: dict, context: dict) -> None:
-        """Turn the record into a unit now (so bad records fail at once); send it at drain."""
-        if self._rejected:  # failed validation and was reported (on_error: continue)
-            self._rejected = False
-            return
-        position = self.run.next_position(self.stream_name)
-        seq = self.run.current_seq
+    def deliver(self, record: dict, seq: int, position: int) -> None:
+        """Turn the record into a unit (a bad one is reported now) and schedule it."""
         try:
             unit = self.builder.unit(record, seq, position)
         except RecordError as exc:
@@ -124,39 +108,27 @@ class GorgiasSink(BatchSink):
                 self.run.reject(self, unit.error(self.stream_name), record)
                 return
         self.run.tracker.add_unit(seq)
-        context.setdefault("units", []).append(unit)
+        self.run.scheduler.submit(self, unit)
+
+    def sender(self) -> Callable[[Call], Result]:
+        """How this stream's calls are sent: with the custom field's type, through a sync
+        mode (look up, then write), or as they are."""
+        if self.settings.endpoint_id in CUSTOM_FIELD_TEMPLATES:
+            return self.run.custom_fields.send  # values go out with the field's type
+        if self.settings.mode != "create":
+            return self.run.syncer.send
+        return self.run.client.send
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Unused: ``sdk_hooks.read_record`` hands records to ``deliver`` with their number."""
+        raise NotImplementedError("records go through sdk_hooks.read_record")
 
     def process_batch(self, context: dict) -> None:
-        """Send every call of this batch; wait for all; fail if the policy says so."""
-        units: list[Unit] = context.pop("units", [])
-        if not units:
-            return
-        calls = list(self.builder.calls(units))
-        if self.run.dry_run is not None:
-            show, output = self.run.dry_run.show, self.run.output
-            for call in calls:
-                show(call)
-                if output.emit_responses:
-                    output.response(Result(call=call, outcome="dry_run",
-                                           url=self.run.settings.base_url + call.path),
-                                    dry_run=True)
-            self.run.tracker.settle([u.seq for u in units])
-            return
-        handler = self.run.syncer.send if self.settings.mode != "create" else None
-        if self.settings.endpoint_id in CUSTOM_FIELD_TEMPLATES:
-            handler = self.run.custom_fields.send  # values go out with the field's type
-        self.run.waiting.add(len(calls))
-        self.run.client.send_all(calls, self._done,
-                                 self.run.waiting.track(handler or self.run.client.send))
-        self.run.raise_if_failed()
-
-    def _done(self, result: Result) -> None:
-        """Runs in the HTTP worker thread as soon as a call is answered."""
-        self.run.finish(self, result)
+        """Nothing to do: the scheduler sent every record as it arrived."""
 
     def failed_call(self, exc: RecordError, record: dict) -> Call:
         """A stand-in call for a record that never became a request (for reporting)."""
         s = self.settings
         keys = {k: record.get(k) for k in self.key_properties}
-        unit = Unit(self.run.current_seq, exc.position, s.path, None, keys)
+        unit = Unit(-1, exc.position, s.path, None, keys)  # never tracked: settles at once
         return Call(self.stream_name, s.endpoint_id, s.method, s.path, s.headers, None, [unit])

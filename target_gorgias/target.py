@@ -23,7 +23,6 @@ from singer_sdk.exceptions import (
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.sinks import RecordSink, Sink
-from singer_sdk.target_base import Target
 
 from target_gorgias import about as about_info
 from target_gorgias.check import connection_config, run_check
@@ -33,6 +32,7 @@ from target_gorgias.redact import SecretFilter, config_secrets
 from target_gorgias.redact import install as install_redaction
 from target_gorgias.request_builder import RecordError
 from target_gorgias.run import Run, TargetFailure, Terminated
+from target_gorgias.sdk_hooks import StreamingTarget
 from target_gorgias.settings import (
     MELTANO_TEST_STREAM,
     ON_ERROR_CHOICES,
@@ -180,7 +180,7 @@ def _config_schema() -> dict:
     ).to_dict()
 
 
-class TargetGorgias(Target):
+class TargetGorgias(StreamingTarget):
     """Singer target for the Gorgias helpdesk REST API: every record becomes a write call."""
 
     name = "target-gorgias"
@@ -205,9 +205,8 @@ class TargetGorgias(Target):
         self.run = Run(settings, self.logger)
         for warning in settings.warnings:
             self.logger.warning("%s", warning)
-        # Drain sinks one after another, in the order their streams first appeared, so parent
-        # streams (customers) reach Gorgias before the children that reference them (tickets).
-        # Each drain still sends up to max_concurrency requests at once.
+        # Records are sent as they arrive (sdk_hooks -> scheduler): the SDK's drains send
+        # nothing, so draining sinks one at a time costs nothing.
         self.max_parallelism = 1
         secrets = install_redaction([*config_secrets(self.config), *self.run.secrets()])
         self.run.output.redact = secrets.redact
@@ -265,32 +264,6 @@ class TargetGorgias(Target):
                 "{\"endpoint\": \"create_ticket\"}}, or a glob such as \"*\"."
             )
         return GorgiasSink
-
-    # -- record sequence and state ----------------------------------------------------
-
-    def _process_record_message(self, message_dict: dict) -> None:
-        rec = message_dict.get("record")
-        if not isinstance(rec, dict):
-            kind = "missing" if rec is None else f"a JSON {type(rec).__name__}, not an object"
-            raise InvalidInputLine(f"{self._where()}: the RECORD's 'record' is {kind}")
-        limit = self.run.settings.record_limit
-        if limit is not None:
-            self.run.records_seen += 1
-            if self.run.records_seen > limit:
-                self.run.records_ignored += 1
-                return
-        seq = self.run.tracker.begin_record()
-        self.run.current_seq = seq
-        super()._process_record_message(message_dict)
-
-    def _process_state_message(self, message_dict: dict) -> None:
-        super()._process_state_message(message_dict)
-        if "value" in message_dict:
-            self.run.tracker.add_state(message_dict["value"])
-
-    def _write_state_message(self, state: dict) -> None:
-        """Emit the newest state whose records were all delivered (never in a dry run)."""
-        self.run.emit_state()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: start no request, give those in flight a few seconds, emit what
@@ -399,6 +372,7 @@ class TargetGorgias(Target):
             self.logger.debug("Traceback of the failure", exc_info=True)
             code, error = 1, f"Run failed at {self._where()}: {_one_line(exc)}"
         finally:
+            self.run.scheduler.close()
             abandoned = self.run.client.close()
             self.run.progress.stop()
         if self._terminated and not code:  # the signal came after the input was read

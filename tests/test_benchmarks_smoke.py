@@ -15,9 +15,10 @@ def test_benchmarks_smoke():
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     names = " ".join(line.split("|")[1] for line in table[1:])
-    for part in ("overhead", "rate:", "rate baseline", "latency", "memory"):
+    for part in ("overhead", "rate:", "rate baseline", "latency", "memory", "slow server",
+                 "slow tap"):
         assert part in names, proc.stdout
-    assert len(table) >= 9
+    assert len(table) >= 12
 
 
 def test_shared_rate_benchmark_smoke():
