@@ -16,12 +16,14 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from singer_sdk.exceptions import InvalidInputLine
+from singer_sdk.exceptions import ConfigValidationError, InvalidInputLine
 from singer_sdk.target_base import Target
 
 from target_gorgias.settings import MELTANO_TEST_STREAM
 
 if t.TYPE_CHECKING:
+    from types import FrameType
+
     from singer_sdk.sinks import Sink
 
     from target_gorgias.run import Run
@@ -29,7 +31,8 @@ if t.TYPE_CHECKING:
 
 #: The SDK's private names this module relies on, by owner (checked by the tests).
 PRIVATE_TARGET_METHODS = ("_process_record_message", "_process_state_message",
-                          "_write_state_message", "_assert_sink_exists")
+                          "_write_state_message", "_assert_sink_exists", "_validate_config",
+                          "_handle_termination", "_get_about_info")
 PRIVATE_SINK_METHODS = ("_get_context", "_add_sdc_metadata_to_record",
                         "_remove_sdc_metadata_from_record", "_parse_timestamps_in_record",
                         "_singer_validate_message", "_after_process_record")
@@ -82,6 +85,37 @@ class StreamingTarget(Target):
     def _where(self) -> str:
         """Where the reader is (overridden by the target)."""
         return "input"
+
+    # -- start-up, signals and --about: the SDK's private hooks, each to a public one --------
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's config check; its errors pass through ``clean_config_error``."""
+        try:
+            return super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise self.clean_config_error(exc) from None
+
+    def clean_config_error(self, exc: ConfigValidationError) -> ConfigValidationError:
+        """The error to raise for the SDK's config errors (overridden by the target)."""
+        return exc
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """The SDK's SIGTERM/SIGINT handler: ``on_signal`` decides."""
+        self.on_signal(signum)
+
+    def on_signal(self, signum: int) -> None:
+        """SIGTERM/SIGINT arrived (overridden by the target)."""
+        super()._handle_termination(signum, None)
+
+    @classmethod
+    def _get_about_info(cls) -> t.Any:
+        """The SDK's ``--about`` data, passed through ``about_info``."""
+        return cls.about_info(super()._get_about_info())
+
+    @classmethod
+    def about_info(cls, sdk_info: t.Any) -> t.Any:
+        """``--about`` data to show (overridden by the target)."""
+        return sdk_info
 
 
 def read_record(sink: GorgiasSink, record: dict, message: dict, seq: int) -> None:

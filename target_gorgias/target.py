@@ -11,7 +11,6 @@ import threading
 import typing as t
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 
 import click
 from singer_sdk import typing as th
@@ -24,7 +23,7 @@ from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.sinks import RecordSink, Sink
 
-from target_gorgias import about as about_info
+from target_gorgias import about as about_doc
 from target_gorgias.check import connection_config, run_check
 from target_gorgias.client import STOP_GRACE
 from target_gorgias.reader import LineReader
@@ -215,23 +214,20 @@ class TargetGorgias(StreamingTarget):
             self.logger.warning("%s", note)
         self.run.output.start()
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """The SDK's schema check, with no credential in any message.
+    def clean_config_error(self, exc: ConfigValidationError) -> ConfigValidationError:
+        """The SDK's schema errors with no credential in any message.
 
         An error about ``api_key``/``access_token`` (e.g. a number instead of a string)
         names the setting but never its value; every other message is redacted too.
         """
-        try:
-            return super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            clean = SecretFilter(config_secrets(self._config)).redact
-            errors = []
-            for error in exc.errors:
-                key = next((k for k in SECRET_KEYS if error.endswith(f"in config['{k}']")), None)
-                errors.append(f"{key}: must be a string (the value is not shown)" if key
-                              else clean(error))
-            raise ConfigValidationError("Config validation failed", errors=errors,
-                                        schema=exc.schema) from None
+        clean = SecretFilter(config_secrets(self._config)).redact
+        errors = []
+        for error in exc.errors:
+            key = next((k for k in SECRET_KEYS if error.endswith(f"in config['{k}']")), None)
+            errors.append(f"{key}: must be a string (the value is not shown)" if key
+                          else clean(error))
+        return ConfigValidationError("Config validation failed", errors=errors,
+                                     schema=exc.schema)
 
     @classmethod
     def cb_config(cls, ctx: t.Any, param: t.Any, value: tuple[str, ...]) -> _ConfigInput:
@@ -265,7 +261,7 @@ class TargetGorgias(StreamingTarget):
             )
         return GorgiasSink
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+    def on_signal(self, signum: int) -> None:
         """SIGTERM/SIGINT: start no request, give those in flight a few seconds, emit what
         was delivered. A second signal exits at once (still writing the safe state)."""
         self._signals += 1
@@ -307,14 +303,14 @@ class TargetGorgias(StreamingTarget):
         return command
 
     @classmethod
-    def _get_about_info(cls) -> t.Any:
+    def about_info(cls, sdk_info: t.Any) -> t.Any:
         """``--about`` with what is required marked and defaults rendered readably."""
-        return about_info.with_summary(super()._get_about_info())
+        return about_doc.with_summary(sdk_info)
 
     @classmethod
     def print_about(cls, output_format: str | None = None) -> None:
         """Print ``--about`` (Markdown with a Required column that says what to set)."""
-        print(about_info.formatter(output_format).format_about(cls._get_about_info()))
+        print(about_doc.formatter(output_format).format_about(cls._get_about_info()))
 
     @classmethod
     def invoke(  # type: ignore[override]
