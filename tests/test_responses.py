@@ -68,8 +68,9 @@ def test_stdout_is_only_bare_state_when_off(fake_gorgias, tmp_path):
 
 
 def test_failed_calls_appear_with_error_under_continue(fake_gorgias, tmp_path):
+    # No head lookups: the second create must reach Gorgias and be refused (409).
     cfg = responses_config(fake_gorgias, on_error="continue", response_stream="results",
-                           response_include_request=True)
+                           response_include_request=True, lookup_before_create=False)
     res = run_target(cfg, signups("dup@x.io", "dup@x.io"), tmp_path)
     assert res.returncode == 0, res.stderr
     recs = sorted(res.responses, key=lambda r: r["ok"])
