@@ -13,9 +13,10 @@ import typing as t
 from singer_sdk.configuration._dict_config import parse_environment_config
 
 from target_gorgias.client import GorgiasClient, Result, auth_header
+from target_gorgias.errors import ConfigError
 from target_gorgias.pacer import Pacer
 from target_gorgias.redact import install as install_redaction
-from target_gorgias.settings import ConfigError, load_settings
+from target_gorgias.settings import load_settings
 
 #: Retries of the check itself: a dead host should fail in seconds, not minutes.
 CHECK_RETRIES = 1

@@ -19,25 +19,12 @@ import simplejson
 
 from target_gorgias import body_rules
 from target_gorgias.endpoints import TEMPLATES, Probe
+from target_gorgias.errors import RecordError
 from target_gorgias.settings import StreamSettings
 
 _MISSING = object()
 #: Templates whose DELETE carries a JSON body (Gorgias documents one).
 _DELETE_WITH_BODY = frozenset({"remove_ticket_tags"})
-
-
-class RecordError(ValueError):
-    """A record cannot become a request. The message names stream, record and field."""
-
-    def __init__(self, stream: str, position: int, problem: str, fld: str | None = None) -> None:
-        where = f"stream '{stream}', record {position}"
-        if fld:
-            where += f", field '{fld}'"
-        super().__init__(f"{where}: {problem}")
-        self.stream = stream
-        self.position = position
-        self.field = fld
-        self.problem = problem
 
 
 def _json_default(value: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import signal
 import threading
 import time
 import typing as t
@@ -18,8 +17,9 @@ from target_gorgias.client import GorgiasClient, Result, auth_header, head_windo
 from target_gorgias.custom_fields import CustomFieldTypes
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
+from target_gorgias.errors import RecordError, TargetFailure
 from target_gorgias.progress import Progress, Waiting
-from target_gorgias.request_builder import Call, RecordError, from_json
+from target_gorgias.request_builder import Call, from_json
 from target_gorgias.responses import Output
 from target_gorgias.scheduler import WINDOW_FACTOR, Scheduler
 from target_gorgias.settings import Settings
@@ -32,19 +32,6 @@ if t.TYPE_CHECKING:
 #: While calls complete, safe state is written at most this often (seconds), so a crash
 #: re-sends little. The SDK itself writes state only after a full drain.
 STATE_INTERVAL = 2.0
-
-
-class TargetFailure(Exception):
-    """The run must stop; the message says exactly what and where."""
-
-
-class Terminated(TargetFailure):
-    """SIGTERM/SIGINT arrived."""
-
-    def __init__(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        super().__init__(f"stopped by {name}: requests in flight were finished, no new ones sent")
-        self.signum = signum
 
 
 class Run:

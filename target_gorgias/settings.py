@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from target_gorgias.body_rules import INTENTS
 from target_gorgias.endpoints import MANUAL_METHODS, MESSAGE_TEMPLATES, TEMPLATES, Endpoint, Lookup
+from target_gorgias.errors import ConfigError
 
 #: Headers a user may never set: the target owns them.
 FORBIDDEN_HEADERS = frozenset({"authorization", "host", "content-length"})
@@ -53,14 +54,6 @@ _REFUSED_KEYS = frozenset({"verify_ssl", "tls_verify"})
 SECRET_KEYS = ("api_key", "access_token")
 #: Characters a header value may not hold: controls other than TAB, and DEL.
 _BAD_HEADER_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-class ConfigError(ValueError):
-    """The config is wrong; ``errors`` lists every problem found."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)

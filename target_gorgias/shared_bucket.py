@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from target_gorgias.errors import StoreError
+
 #: Seconds after which a run that stopped renewing its lease no longer counts.
 LEASE_TTL = 3.0
 #: Above this fraction of the bucket, only runs within their fair share take a unit.
@@ -32,8 +34,7 @@ OPEN_FRACTION = 0.5
 KEY_TTL_MS = 600_000
 
 
-class StoreError(Exception):
-    """The shared store cannot be read or written."""
+
 
 
 def account_key(base_url: str, auth_kind: str, email: str | None) -> str:

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from target_gorgias.errors import StoreError
 from target_gorgias.pacer import Pacer, Stopped, parse_limit_header
 from target_gorgias.settings import Settings
 from target_gorgias.shared_bucket import (
     FileStore,
     RedisStore,
-    StoreError,
     account_key,
     default_store_path,
     describe_url,

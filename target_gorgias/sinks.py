@@ -11,7 +11,8 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_gorgias.client import Result, unverifiable_warning
 from target_gorgias.custom_fields import CUSTOM_FIELD_TEMPLATES
-from target_gorgias.request_builder import Call, RecordError, RequestBuilder, Unit
+from target_gorgias.errors import RecordError
+from target_gorgias.request_builder import Call, RequestBuilder, Unit
 from target_gorgias.sdk_hooks import validator_of
 from target_gorgias.validation import FastValidator
 

@@ -26,17 +26,16 @@ from singer_sdk.sinks import RecordSink, Sink
 from target_gorgias import about as about_doc
 from target_gorgias.check import connection_config, run_check
 from target_gorgias.client import STOP_GRACE
+from target_gorgias.errors import ConfigError, RecordError, TargetFailure, Terminated
 from target_gorgias.reader import LineReader
 from target_gorgias.redact import SecretFilter, config_secrets
 from target_gorgias.redact import install as install_redaction
-from target_gorgias.request_builder import RecordError
-from target_gorgias.run import Run, TargetFailure, Terminated
+from target_gorgias.run import Run
 from target_gorgias.sdk_hooks import StreamingTarget
 from target_gorgias.settings import (
     MELTANO_TEST_STREAM,
     ON_ERROR_CHOICES,
     SECRET_KEYS,
-    ConfigError,
     load_settings,
 )
 from target_gorgias.sinks import GorgiasSink

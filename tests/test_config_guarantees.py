@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from target_gorgias.errors import RecordError
 from target_gorgias.redact import SecretFilter, config_secrets
-from target_gorgias.request_builder import RecordError, RequestBuilder, to_json
+from target_gorgias.request_builder import RequestBuilder, to_json
 from target_gorgias.settings import load_settings
 from target_gorgias.sync import matches
 from tests.support import CLI, EMAIL, config, record, run_target, schema, state

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from gorgias_fake import FakeGorgias
 from target_gorgias.client import GorgiasClient, auth_header
+from target_gorgias.errors import RecordError
 from target_gorgias.pacer import Pacer
-from target_gorgias.request_builder import Call, RecordError, RequestBuilder
+from target_gorgias.request_builder import Call, RequestBuilder
 from target_gorgias.settings import load_settings
 from tests.support import CLI, EMAIL, config, record, run_target, schema, state
 

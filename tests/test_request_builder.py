@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from target_gorgias.request_builder import RecordError, RequestBuilder, path_segment, to_json
+from target_gorgias.errors import RecordError
+from target_gorgias.request_builder import RequestBuilder, path_segment, to_json
 from target_gorgias.settings import load_settings
 
 BASE = {"api_url": "http://127.0.0.1:9", "email": "a@example.com", "api_key": "k3y-secret"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from target_gorgias.settings import ConfigError, load_settings, parse_headers
+from target_gorgias.errors import ConfigError
+from target_gorgias.settings import load_settings, parse_headers
 
 BASE = {"api_url": "http://127.0.0.1:9", "email": "a@example.com", "api_key": "k3y-secret"}
 

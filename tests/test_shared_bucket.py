@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from benchmarks.redis_server import RedisServer
+from target_gorgias.errors import ConfigError
 from target_gorgias.pacer import ADDITIVE_STEP, Pacer, WaitClock
-from target_gorgias.settings import ConfigError, load_settings
+from target_gorgias.settings import load_settings
 from target_gorgias.shared_bucket import LEASE_TTL, RedisStore, account_key, step
 
 CAP, RATE = 10.0, 5.0  # 10 per 2 s

@@ -148,3 +148,27 @@ def test_describe_names_fields_records_and_the_lookup_method():
 def test_a_409_on_a_template_without_lookup_suggests_leaving_it_out():
     res = Result(call=call(endpoint="create_macro"), outcome="failed", status_code=409, url="u")
     assert "leave it out of the input" in res.describe()
+
+
+# -- the errors module -----------------------------------------------------------------------
+
+def test_errors_are_built_on_the_sdk_exception_classes():
+    from singer_sdk import exceptions as sdk
+
+    from target_gorgias.errors import (
+        ConfigError,
+        RecordError,
+        StoreError,
+        TargetFailure,
+        Terminated,
+    )
+
+    assert issubclass(ConfigError, sdk.ConfigurationError)
+    assert issubclass(RecordError, sdk.SkippableSyncError)
+    assert issubclass(TargetFailure, sdk.FatalSyncError)
+    assert issubclass(Terminated, TargetFailure)
+    assert issubclass(StoreError, sdk.SingerSDKError)
+    err = RecordError("orders", 3, "is missing", "customer.email")
+    assert str(err) == "stream 'orders', record 3, field 'customer.email': is missing"
+    assert ConfigError(["a: bad", "b: worse"]).errors == ["a: bad", "b: worse"]
+    assert Terminated(15).signum == 15 and "SIGTERM" in str(Terminated(15))
