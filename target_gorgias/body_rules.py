@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from target_gorgias.outcomes import MessageIntent
+
 #: Import: messages keep or get ``sent_datetime`` and Gorgias delivers nothing.
 #: Send: no ``sent_datetime`` is added; Gorgias delivers agent messages (e-mails go out).
-INTENTS = ("import", "send")
+INTENTS = tuple(i.value for i in MessageIntent)
 
 ENUMS: dict[str, tuple[str, ...]] = {
     "via": ("aircall", "api", "chat", "contact_form", "email", "facebook", "facebook-mention",
@@ -293,7 +295,7 @@ def shape_message(msg: Mapping[str, Any], *, intent: str, default_sent: Any, whe
             if receiver_email and "to" not in built:
                 built["to"] = [_address(out["receiver"], receiver_email)]
             out["source"] = built
-    if intent == "import" and out.get("sent_datetime") is None:
+    if intent == MessageIntent.IMPORT and out.get("sent_datetime") is None:
         out["sent_datetime"] = out.get("created_datetime") or default_sent
     return out, problems
 

@@ -34,6 +34,7 @@ from singer_sdk import metrics
 
 from target_gorgias import __version__
 from target_gorgias.endpoints import TEMPLATES, Probe
+from target_gorgias.outcomes import Outcome, SyncOutcome
 from target_gorgias.pacer import HEADER, Pacer, Stopped
 from target_gorgias.request_builder import Call
 
@@ -57,7 +58,7 @@ class Result:
     """What happened to one ``Call``."""
 
     call: Call
-    outcome: str  # "delivered" | "failed" | "not_sent"
+    outcome: Outcome
     status_code: int | None = None
     body: Any = None
     error: dict[str, Any] | None = None
@@ -69,7 +70,7 @@ class Result:
     fatal: bool = False
     note: str | None = None
     #: created | updated | unchanged | skipped (sync modes); merged (delete_customer: 301)
-    sync_outcome: str | None = None
+    sync_outcome: SyncOutcome | None = None
     #: The method of the request this result reports ("" = the call's; None = no request,
     #: e.g. a sync outcome decided without a write). A lookup's result says GET.
     method: str | None = ""
@@ -82,7 +83,7 @@ class Result:
     @property
     def ok(self) -> bool:
         """True when Gorgias confirmed the call (or a sync mode decided no write was due)."""
-        return self.outcome == "delivered"
+        return self.outcome == Outcome.DELIVERED
 
     @property
     def resource_id(self) -> Any:
@@ -343,7 +344,7 @@ class GorgiasClient:
         no answer came back) and only re-sent when the lookup proves it absent; one that
         cannot be looked up is re-sent and counted as an uncertain re-send.
         """
-        result = Result(call=call, outcome="not_sent", url=self.base_url + call.path)
+        result = Result(call=call, outcome=Outcome.NOT_SENT, url=self.base_url + call.path)
         waits = backoff.expo(base=2, factor=1, max_value=60)
         next(waits)
         probe = call.lookup if call.method == "POST" else None
@@ -357,7 +358,7 @@ class GorgiasClient:
             if probe is not None and (look_first or uncertain):
                 grace = settle_at - time.monotonic()
                 if uncertain and grace > 0 and self.stop.wait(grace):
-                    result.outcome = "not_sent"
+                    result.outcome = Outcome.NOT_SENT
                     break
                 verdict = self._verify(call, probe, result, uncertain)
                 if look_first:
@@ -382,7 +383,7 @@ class GorgiasClient:
             except Stopped:
                 # The run is stopping: not delivered, not failed either. The record stays
                 # unsettled, so no state passes it and a resumed run sends it again.
-                result.outcome = "not_sent"
+                result.outcome = Outcome.NOT_SENT
                 break
             except _Retry as retry:
                 result.note = retry.note
@@ -392,7 +393,7 @@ class GorgiasClient:
                 if self.stop.is_set():
                     # Stopping: the outcome is unknown, so neither delivered nor failed
                     # (never dead-lettered); no state passes it and a resumed run resends it.
-                    result.outcome = "not_sent"
+                    result.outcome = Outcome.NOT_SENT
                     break
                 if not retry.throttled:
                     failures += 1
@@ -425,7 +426,7 @@ class GorgiasClient:
                     delay, retry.note,
                 )
                 if self.stop.wait(delay):
-                    result.outcome = "not_sent"  # stopping: see above
+                    result.outcome = Outcome.NOT_SENT  # stopping: see above
                     break
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return result
@@ -438,16 +439,16 @@ class GorgiasClient:
     def _give_up(self, call: Call, probe: Probe | None, result: Result, uncertain: bool,
                  settle_at: float) -> None:
         """Retries are used up: report the call failed, unless a lookup finds it landed."""
-        result.outcome = "failed"
+        result.outcome = Outcome.FAILED
         if not (uncertain and probe is not None):
             return
         note = result.note
         grace = settle_at - time.monotonic()
         if grace > 0 and self.stop.wait(grace):
-            result.outcome = "not_sent"
+            result.outcome = Outcome.NOT_SENT
             return
         if self._verify(call, probe, result, True) == "absent":
-            result.outcome, result.note = "failed", note
+            result.outcome, result.note = Outcome.FAILED, note
             result.method, result.url = call.method, self.base_url + call.path
 
     def _attempt(self, call: Call, result: Result, uncertain_before: bool = False) -> None:
@@ -510,22 +511,22 @@ class GorgiasClient:
                          retry_after=retry_after if status == 503 else None)
         if status == 301 and call.endpoint_id == "delete_customer":
             # Gorgias' answer for a customer merged into another: not followed, not a failure.
-            result.outcome, result.sync_outcome = "delivered", "merged"
+            result.outcome, result.sync_outcome = Outcome.DELIVERED, SyncOutcome.MERGED
             result.note = (f"the customer was merged into another (HTTP 301 to "
                            f"{response.headers.get('Location')!r}, not followed): not deleted")
             return
         if 300 <= status < 400:
-            result.outcome = "failed"
+            result.outcome = Outcome.FAILED
             result.note = (f"redirect to {response.headers.get('Location')!r} not followed "
                            "(credentials are only sent to the configured base URL)")
             return
         if status == 404 and uncertain_before and call.method == "DELETE" and call.body is None:
-            result.outcome = "delivered"
+            result.outcome = Outcome.DELIVERED
             result.note = ("HTTP 404: already deleted (an earlier try, whose answer was lost, "
                            "did reach Gorgias)")
             return
         if status >= 400:
-            result.outcome = "failed"
+            result.outcome = Outcome.FAILED
             result.fatal = status == 401
             result.note = problem or response.reason
             return
@@ -537,7 +538,7 @@ class GorgiasClient:
             # A 2xx without a usable body: applied or not, we cannot tell from here.
             raise _Retry(problem if problem.startswith("HTTP") else f"HTTP {status}: {problem}",
                          maybe_applied=call.method != "GET")
-        result.outcome = "delivered"
+        result.outcome = Outcome.DELIVERED
         result.note = None
 
     def _retry_after(self, value: str | None, call: Call) -> float | None:
@@ -556,11 +557,11 @@ class GorgiasClient:
         """Look ``call``'s resource up: "found" (result delivered), "absent", "failed"
         (result failed: a failed lookup is never "absent") or "stopped"."""
         found, item, trashed = self.find(call.stream, probe, call.headers)
-        if found.outcome == "not_sent":
-            result.outcome = "not_sent"
+        if found.outcome == Outcome.NOT_SENT:
+            result.outcome = Outcome.NOT_SENT
             return "stopped"
         if not found.ok:
-            result.outcome, result.fatal = "failed", found.fatal
+            result.outcome, result.fatal = Outcome.FAILED, found.fatal
             result.method, result.url = "GET", found.url
             result.status_code, result.body = found.status_code, found.body
             said = (found.error or {}).get("msg") or found.note or found.status_code
@@ -583,7 +584,7 @@ class GorgiasClient:
             item.get("id"), " - the earlier try did reach Gorgias" if uncertain else "")
         result.status_code, result.body, result.error = found.status_code, item, None
         result.method, result.url = "GET", found.url
-        result.outcome = "delivered"
+        result.outcome = Outcome.DELIVERED
         result.note = (f"{earlier}; confirmed by lookup ({probe.key}={probe.value}, "
                        f"id {item.get('id')})") if uncertain and earlier else None
         return "found"
@@ -609,7 +610,7 @@ class GorgiasClient:
             body = found.body if isinstance(found.body, dict) else {}
             data = body.get("data")
             if found.ok and not isinstance(data, list):
-                found.outcome, found.note = "failed", "the answer has no 'data' list"
+                found.outcome, found.note = Outcome.FAILED, "the answer has no 'data' list"
             if not found.ok or not isinstance(data, list):
                 return found, None, None
             for item in data:
@@ -622,7 +623,7 @@ class GorgiasClient:
             cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
             if not cursor or not isinstance(cursor, str):
                 return found, None, trashed
-        found.outcome = "failed"
+        found.outcome = Outcome.FAILED
         found.note = f"no answer after {MAX_LOOKUP_PAGES} pages of {probe.path}"
         return found, None, None
 

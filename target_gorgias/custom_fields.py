@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from target_gorgias.client import GorgiasClient, Result
+from target_gorgias.outcomes import Outcome
 from target_gorgias.request_builder import Call, to_json
 
 #: The templates whose values this module types.
@@ -98,7 +99,7 @@ class CustomFieldTypes:
                 if failed.status_code == 404:
                     return self._refuse(call, field_id,
                                         f"custom field {field_id} does not exist in Gorgias")
-                if failed.outcome != "not_sent":
+                if failed.outcome != Outcome.NOT_SENT:
                     self.client.logger.warning(
                         "Stream '%s': could not read custom field %s (%s); sending the value "
                         "as it is", call.stream, field_id, failed.note or failed.status_code)
@@ -122,5 +123,5 @@ class CustomFieldTypes:
 
     def _refuse(self, call: Call, field_id: str, problem: str) -> Result:
         note = f"custom field {field_id}: {problem}; not sent"
-        return Result(call=call, outcome="failed", url=self.client.base_url + call.path,
+        return Result(call=call, outcome=Outcome.FAILED, url=self.client.base_url + call.path,
                       note=note, error={"msg": note, "data": {"value": [problem]}})

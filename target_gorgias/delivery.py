@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from target_gorgias.outcomes import SyncOutcome
 from target_gorgias.request_builder import jsonable, to_json
 
 
@@ -110,8 +111,9 @@ class Summary:
         total = f"{sum(self.delivered.values())} delivered, {sum(self.failed.values())} failed"
         if self.outcomes:
             total += " - " + ", ".join(
-                f"{self.outcomes[o]} {o}" for o in ("created", "updated", "unchanged", "skipped"))
-            if self.outcomes["merged"]:
+                f"{self.outcomes[o]} {o}" for o in (SyncOutcome.CREATED, SyncOutcome.UPDATED,
+                                                      SyncOutcome.UNCHANGED, SyncOutcome.SKIPPED))
+            if self.outcomes[SyncOutcome.MERGED]:
                 total += f", {self.outcomes['merged']} merged (not deleted)"
         return f"{total} ({per})" if per else total
 

@@ -18,6 +18,7 @@ from target_gorgias.custom_fields import CustomFieldTypes
 from target_gorgias.delivery import DeadLetters, StateTracker, Summary
 from target_gorgias.dry_run import DryRun
 from target_gorgias.errors import RecordError, TargetFailure
+from target_gorgias.outcomes import OnError, Outcome, SyncOutcome
 from target_gorgias.progress import Progress, Waiting
 from target_gorgias.request_builder import Call, from_json
 from target_gorgias.responses import Output
@@ -96,7 +97,7 @@ class Run:
         assert self.dry_run is not None
         self.dry_run.show(call)
         if self.output.emit_responses:
-            self.output.response(Result(call=call, outcome="dry_run",
+            self.output.response(Result(call=call, outcome=Outcome.DRY_RUN,
                                         url=self.settings.base_url + call.path), dry_run=True)
         self.tracker.settle([u.seq for u in call.units])
 
@@ -141,12 +142,12 @@ class Run:
 
     def reject(self, sink: GorgiasSink, exc: RecordError, record: dict) -> None:
         """A record that cannot become a request: report it, then fail or go on."""
-        result = Result(call=sink.failed_call(exc, record), outcome="failed",
+        result = Result(call=sink.failed_call(exc, record), outcome=Outcome.FAILED,
                         url=self.settings.base_url + sink.settings.path, note=str(exc))
         result.error = {"msg": str(exc),
                         "data": {exc.field: [exc.problem]} if exc.field else None}
         self.output.response(result)
-        if sink.settings.on_error == "continue":
+        if sink.settings.on_error == OnError.CONTINUE:
             self.logger.warning("Skipped %s", exc)
             self.summary.add(sink.stream_name, failed=1)
             self.dead_letters.write(stream=sink.stream_name, position=exc.position,
@@ -158,15 +159,15 @@ class Run:
 
     def finish(self, sink: GorgiasSink, result: Result) -> None:
         """Account for one answered call (runs in an HTTP worker thread)."""
-        if result.outcome == "not_sent":
+        if result.outcome == Outcome.NOT_SENT:
             return
         self.output.response(result)
         units = result.call.units
         seqs = [u.seq for u in units]
         if result.ok:
             if result.note:
-                log = self.logger.info if result.sync_outcome in ("skipped", "merged") else \
-                    self.logger.warning
+                quiet = result.sync_outcome in (SyncOutcome.SKIPPED, SyncOutcome.MERGED)
+                log = self.logger.info if quiet else self.logger.warning
                 log("Stream '%s', record %s: %s", sink.stream_name,
                     ", ".join(map(str, result.call.positions)), result.note)
             self.summary.add(sink.stream_name, delivered=len(units), outcome=result.sync_outcome)
@@ -174,7 +175,7 @@ class Run:
             self.maybe_emit_state()
             return
         message = result.describe()
-        if sink.settings.on_error == "continue" and not result.fatal:
+        if sink.settings.on_error == OnError.CONTINUE and not result.fatal:
             self.logger.error("Failed (on_error=continue, going on): %s", message)
             self.summary.add(sink.stream_name, failed=len(units))
             for unit in units:

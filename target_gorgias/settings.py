@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from target_gorgias.body_rules import INTENTS
 from target_gorgias.endpoints import MANUAL_METHODS, MESSAGE_TEMPLATES, TEMPLATES, Endpoint, Lookup
 from target_gorgias.errors import ConfigError
+from target_gorgias.outcomes import MessageIntent, Mode, OnError
 
 #: Headers a user may never set: the target owns them.
 FORBIDDEN_HEADERS = frozenset({"authorization", "host", "content-length"})
@@ -34,9 +35,9 @@ _STREAM_KEYS = frozenset({
     "lookup_before_create", "mode", "match_on", "unflatten", "unflatten_separator",
     "message_intent",
 })
-MODES = ("create", "update", "upsert")
+MODES = tuple(m.value for m in Mode)
 _BATCH_KEYS = frozenset({"enabled", "size", "grouping", "group_by", "wrap_key", "pluck"})
-ON_ERROR_CHOICES = ("fail", "continue")
+ON_ERROR_CHOICES = tuple(o.value for o in OnError)
 #: The name `meltano config test` uses for its probe stream.
 MELTANO_TEST_STREAM = "meltano_test_stream"
 #: Settings the SDK or Meltano may pass to any loader: accepted (and ignored unless the SDK
@@ -83,15 +84,15 @@ class StreamSettings:
     include_attributes: tuple[str, ...] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     batch: BatchSettings = BatchSettings()
-    on_error: str = "fail"
+    on_error: OnError = OnError.FAIL
     lookup: Lookup | None = None
     lookup_before_create: bool | str = "auto"  # True, False or "auto"
-    mode: str = "create"
+    mode: Mode = Mode.CREATE
     match_on: str | None = None
     update_path: str | None = None
     read_only: tuple[str, ...] = ()
     unflatten_separator: str | None = None
-    message_intent: str | None = None  # import | send, for templates that create messages
+    message_intent: MessageIntent | None = None  # for templates that create messages
 
 
 def did_you_mean(word: str, choices: Any, n: int = 3) -> str:
@@ -132,7 +133,7 @@ class Settings:
     rate_limit_window: float = 20.0
     max_concurrency: int = 4
     max_retries: int = 5
-    on_error: str = "fail"
+    on_error: OnError = OnError.FAIL
     dead_letter_path: str | None = None
     emit_responses: bool = False
     response_stream: str = "gorgias_responses"
@@ -517,13 +518,13 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str,
     except ConfigError as exc:
         errors.extend(exc.errors)
     include = raw.get("include_attributes")
-    default_mode = "create"
+    default_mode: str = Mode.CREATE
     if upsert_by_default and template is not None and template.sync is not None:
-        default_mode = "upsert"  # the SDK's load_method: upsert, where the template can
-    mode = _choice(raw.get("mode", default_mode), MODES, f"{where}.mode", errors)
+        default_mode = Mode.UPSERT  # the SDK's load_method: upsert, where the template can
+    mode = Mode(_choice(raw.get("mode", default_mode), MODES, f"{where}.mode", errors))
     match_on = raw.get("match_on")
     sync = template.sync if template else None
-    if mode != "create":
+    if mode != Mode.CREATE:
         if template is None or sync is None or template.lookup is None:
             with_sync = sorted(t.id for t in TEMPLATES.values() if t.sync)
             errors.append(f"{where}.mode: '{mode}' needs a create template that Gorgias can "
@@ -536,16 +537,16 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str,
                               f"{' or '.join(keys)}, got {match_on!r}")
     elif match_on is not None:
         errors.append(f"{where}.match_on: only used with mode update or upsert")
-    if mode != "create" and isinstance(raw.get("batch"), Mapping) and raw["batch"].get("enabled"):
+    if mode != Mode.CREATE and isinstance(raw.get("batch"), Mapping) and raw["batch"].get("enabled"):
         errors.append(f"{where}: mode '{mode}' sends one record at a time; turn batch off")
     separator = raw.get("unflatten_separator", "__") if raw.get("unflatten") else None
     if separator is not None and not (isinstance(separator, str) and separator):
         errors.append(f"{where}.unflatten_separator: must be a non-empty string")
     batch = _batch(raw.get("batch"), template.batch if template else {}, f"{where}.batch", errors)
-    intent: str | None = None
+    intent: MessageIntent | None = None
     if template is not None and template.id in MESSAGE_TEMPLATES:
-        intent = _choice(raw.get("message_intent", "import"), INTENTS,
-                         f"{where}.message_intent", errors)
+        intent = MessageIntent(_choice(raw.get("message_intent", "import"), INTENTS,
+                                       f"{where}.message_intent", errors))
     elif raw.get("message_intent") is not None:
         errors.append(f"{where}.message_intent: only for templates that create messages "
                       f"({', '.join(sorted(MESSAGE_TEMPLATES))})")
@@ -563,15 +564,15 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str,
                             else _str_list(include, f"{where}.include_attributes", errors)),
         headers=headers,
         batch=batch,
-        on_error=_choice(raw.get("on_error", default_on_error), ON_ERROR_CHOICES,
-                         f"{where}.on_error", errors),
+        on_error=OnError(_choice(raw.get("on_error", default_on_error), ON_ERROR_CHOICES,
+                                 f"{where}.on_error", errors)),
         lookup=template.lookup if template and method == "POST" else None,
         lookup_before_create=_lookup_mode(raw.get("lookup_before_create", default_lookup),
                                           f"{where}.lookup_before_create", errors),
         mode=mode,
-        match_on=match_on if mode != "create" else None,
-        update_path=sync.update_path if sync and mode != "create" else None,
-        read_only=sync.read_only if sync and mode != "create" else (),
+        match_on=match_on if mode != Mode.CREATE else None,
+        update_path=sync.update_path if sync and mode != Mode.CREATE else None,
+        read_only=sync.read_only if sync and mode != Mode.CREATE else (),
         unflatten_separator=separator,
         message_intent=intent,
     )
@@ -640,7 +641,8 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         headers = parse_headers(config.get("request_headers"), "request_headers")
     except ConfigError as exc:
         errors.extend(exc.errors)
-    on_error = _choice(config.get("on_error", "fail"), ON_ERROR_CHOICES, "on_error", errors)
+    on_error = OnError(_choice(config.get("on_error", "fail"), ON_ERROR_CHOICES, "on_error",
+                               errors))
     streams_raw = config.get("streams") or {}
     streams: dict[str, StreamSettings] = {}
     lookup_mode = _lookup_mode(config.get("lookup_before_create", "auto"),

@@ -12,6 +12,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from target_gorgias.client import Result, unverifiable_warning
 from target_gorgias.custom_fields import CUSTOM_FIELD_TEMPLATES
 from target_gorgias.errors import RecordError
+from target_gorgias.outcomes import MessageIntent, Mode
 from target_gorgias.request_builder import Call, RequestBuilder, Unit
 from target_gorgias.sdk_hooks import validator_of
 from target_gorgias.validation import FastValidator
@@ -23,10 +24,10 @@ if t.TYPE_CHECKING:
 
 def intent_note(intent: str | None) -> str:
     """How a stream's ``message_intent`` reads in the log and the dry run."""
-    if intent == "import":
+    if intent == MessageIntent.IMPORT:
         return ("message_intent import: messages keep or get sent_datetime, Gorgias "
                 "delivers nothing")
-    if intent == "send":
+    if intent == MessageIntent.SEND:
         return ("message_intent send: agent messages without sent_datetime ARE delivered "
                 "by Gorgias (e-mails go out)")
     return ""
@@ -116,7 +117,7 @@ class GorgiasSink(BatchSink):
         mode (look up, then write), or as they are."""
         if self.settings.endpoint_id in CUSTOM_FIELD_TEMPLATES:
             return self.run.custom_fields.send  # values go out with the field's type
-        if self.settings.mode != "create":
+        if self.settings.mode != Mode.CREATE:
             return self.run.syncer.send
         return self.run.client.send
 

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from target_gorgias.client import GorgiasClient, Result
+from target_gorgias.outcomes import Mode, Outcome, SyncOutcome
 from target_gorgias.request_builder import Call, from_json, path_segment, to_json
 
 _UNKNOWN = object()
@@ -81,8 +82,8 @@ class Syncer:
                 assert call.lookup is not None
                 res, found, trashed = self.client.find(call.stream, call.lookup, call.headers)
                 if not res.ok:
-                    if res.outcome == "not_sent":  # stopping: neither delivered nor failed
-                        return Result(call=call, outcome="not_sent", url=res.url)
+                    if res.outcome == Outcome.NOT_SENT:  # stopping: neither delivered nor failed
+                        return Result(call=call, outcome=Outcome.NOT_SENT, url=res.url)
                     res.call = call
                     res.note = f"lookup by {field} failed: {res.note or res.status_code}"
                     return res
@@ -97,8 +98,8 @@ class Syncer:
         if found is None:
             in_trash = (f"; only a trashed ticket (id {trashed.get('id')}) has it, and "
                         "trashed tickets are not a match" if trashed else "")
-            if call.mode == "update":
-                return Result(call=call, outcome="delivered", sync_outcome="skipped",
+            if call.mode == Mode.UPDATE:
+                return Result(call=call, outcome=Outcome.DELIVERED, sync_outcome=SyncOutcome.SKIPPED,
                               url=self.client.base_url + call.path, method=None,
                               note=f"nothing matches {field}={value}{in_trash}: skipped "
                                    "(mode update)")
@@ -110,12 +111,13 @@ class Syncer:
             # Just looked up: no look before the create, but it carries its lookup, so an
             # uncertain outcome is looked up again before any re-send.
             result = self.client.send(dataclasses.replace(call, lookup_first=False))
-            result.sync_outcome = "created" if result.ok else None
+            result.sync_outcome = SyncOutcome.CREATED if result.ok else None
             return result
         body = from_json(call.body) if call.body else {}
         update = {k: v for k, v in body.items() if k not in call.read_only}
         if unchanged(update, found):
-            return Result(call=call, outcome="delivered", sync_outcome="unchanged", body=found,
+            return Result(call=call, outcome=Outcome.DELIVERED,
+                          sync_outcome=SyncOutcome.UNCHANGED, body=found,
                           url=self.client.base_url + call.path, method=None)
         assert call.update_path is not None
         path = call.update_path.replace("{id}", path_segment(found.get("id")))
@@ -123,7 +125,7 @@ class Syncer:
                    to_json(update).encode("utf-8"), call.units)
         result = self.client.send(put)
         if result.ok:
-            result.sync_outcome = "updated"
+            result.sync_outcome = SyncOutcome.UPDATED
             if not isinstance(result.body, dict) or result.body.get("id") is None:
                 result.body = {**found, **update}
         return result

@@ -172,3 +172,21 @@ def test_errors_are_built_on_the_sdk_exception_classes():
     assert str(err) == "stream 'orders', record 3, field 'customer.email': is missing"
     assert ConfigError(["a: bad", "b: worse"]).errors == ["a: bad", "b: worse"]
     assert Terminated(15).signum == 15 and "SIGTERM" in str(Terminated(15))
+
+
+def test_outcomes_and_modes_read_as_their_text_everywhere():
+    import simplejson
+
+    from target_gorgias.outcomes import MessageIntent, Mode, OnError, Outcome, SyncOutcome
+    from target_gorgias.settings import load_settings
+
+    assert Outcome.DELIVERED == "delivered" and f"{SyncOutcome.MERGED}" == "merged"
+    assert simplejson.dumps([Outcome.NOT_SENT, Mode.UPSERT]) == '["not_sent", "upsert"]'
+    settings = load_settings({"api_url": "http://127.0.0.1:1", "email": "a@b.c", "api_key": "k",
+                              "on_error": "continue", "streams": {
+                                  "c": {"endpoint": "create_customer", "mode": "upsert"},
+                                  "t": {"endpoint": "create_ticket"}}})
+    assert settings.on_error is OnError.CONTINUE
+    assert settings.streams["c"].mode is Mode.UPSERT
+    assert settings.streams["t"].mode is Mode.CREATE
+    assert settings.streams["t"].message_intent is MessageIntent.IMPORT
