@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from target_gorgias.body_rules import INTENTS
+from target_gorgias.config_schema import BATCH_KEYS, DEFAULTS, STREAM_KEYS
 from target_gorgias.endpoints import MANUAL_METHODS, MESSAGE_TEMPLATES, TEMPLATES, Endpoint, Lookup
 from target_gorgias.errors import ConfigError
 from target_gorgias.outcomes import MessageIntent, Mode, OnError
@@ -29,14 +30,7 @@ FORBIDDEN_HEADERS = frozenset({"authorization", "host", "content-length"})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _SUBDOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_STREAM_KEYS = frozenset({
-    "endpoint", "method", "path", "url", "content_format", "path_params", "keep_path_params",
-    "exclude_attributes", "include_attributes", "headers", "batch", "on_error",
-    "lookup_before_create", "mode", "match_on", "unflatten", "unflatten_separator",
-    "message_intent",
-})
 MODES = tuple(m.value for m in Mode)
-_BATCH_KEYS = frozenset({"enabled", "size", "grouping", "group_by", "wrap_key", "pluck"})
 ON_ERROR_CHOICES = tuple(o.value for o in OnError)
 #: The name `meltano config test` uses for its probe stream.
 MELTANO_TEST_STREAM = "meltano_test_stream"
@@ -349,10 +343,10 @@ def _pos_int(config: Mapping[str, Any], key: str, default: int, errors: list[str
 def _pos_number(config: Mapping[str, Any], key: str, default: float, errors: list[str]) -> float:
     value = config.get(key)
     if value is None:
-        return default
+        return float(default)
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or value <= 0:
         errors.append(f"{key}: must be a number > 0, got {value!r}")
-        return default
+        return float(default)
     return float(value)
 
 
@@ -374,11 +368,12 @@ def _interval(config: Mapping[str, Any], key: str, default: float, errors: list[
 def _grace(config: Mapping[str, Any], errors: list[str]) -> float:
     """``lookup_grace_seconds``: a number >= 0 (0: look up at once)."""
     value = config.get("lookup_grace_seconds")
+    default = float(DEFAULTS["lookup_grace_seconds"])
     if value is None:
-        return 2.0
+        return default
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or value < 0:
         errors.append(f"lookup_grace_seconds: must be a number >= 0, got {value!r}")
-        return 2.0
+        return default
     return float(value)
 
 
@@ -404,8 +399,8 @@ def _batch(raw: Any, defaults: Mapping[str, Any], where: str, errors: list[str])
         if not isinstance(raw, Mapping):
             errors.append(f"{where}: must be an object")
             return BatchSettings()
-        for key in sorted(set(raw) - _BATCH_KEYS):
-            errors.append(f"{where}.{key}: unknown setting (known: {', '.join(sorted(_BATCH_KEYS))})")
+        for key in sorted(set(raw) - BATCH_KEYS):
+            errors.append(f"{where}.{key}: unknown setting (known: {', '.join(sorted(BATCH_KEYS))})")
         merged.update(raw)
     size = _pos_int(merged, "size", 100, errors, label=f"{where}.size")
     grouping = _choice(merged.get("grouping", "count"), ("count", "field"), f"{where}.grouping",
@@ -440,8 +435,8 @@ def _stream(key: str, raw: Any, base_url: str, default_on_error: str,
     if not isinstance(raw, Mapping):
         errors.append(f"{where}: must be an object with 'endpoint' or 'method' + 'path'")
         return None
-    for unknown in sorted(set(raw) - _STREAM_KEYS):
-        errors.append(f"{where}.{unknown}: unknown setting (known: {', '.join(sorted(_STREAM_KEYS))})")
+    for unknown in sorted(set(raw) - STREAM_KEYS):
+        errors.append(f"{where}.{unknown}: unknown setting (known: {', '.join(sorted(STREAM_KEYS))})")
     template: Endpoint | None = None
     method = raw.get("method")
     path = raw.get("path")
@@ -641,11 +636,11 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         headers = parse_headers(config.get("request_headers"), "request_headers")
     except ConfigError as exc:
         errors.extend(exc.errors)
-    on_error = OnError(_choice(config.get("on_error", "fail"), ON_ERROR_CHOICES, "on_error",
+    on_error = OnError(_choice(config.get("on_error", DEFAULTS["on_error"]), ON_ERROR_CHOICES, "on_error",
                                errors))
     streams_raw = config.get("streams") or {}
     streams: dict[str, StreamSettings] = {}
-    lookup_mode = _lookup_mode(config.get("lookup_before_create", "auto"),
+    lookup_mode = _lookup_mode(config.get("lookup_before_create", DEFAULTS["lookup_before_create"]),
                                "lookup_before_create", errors)
     if not isinstance(streams_raw, Mapping):
         errors.append("streams: must be an object: stream name (or glob) -> stream settings")
@@ -661,7 +656,7 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
     preflight_raw = config.get("preflight")
     if preflight_raw is not None and not isinstance(preflight_raw, bool):
         errors.append(f"preflight: must be true or false, got {preflight_raw!r}")
-    dry_run = bool(config.get("dry_run", False))
+    dry_run = bool(config.get("dry_run", DEFAULTS["dry_run"]))
     warnings = tuple(
         f"streams.{key}: manual method PATCH: Gorgias documents only PUT (a partial update); "
         "PATCH may be answered 405"
@@ -676,28 +671,32 @@ def load_settings(config: Mapping[str, Any], known: Any = None) -> Settings:
         headers=headers,
         streams=streams,
         dry_run=dry_run,
-        dry_run_sample=_pos_int(config, "dry_run_sample", 10, errors, minimum=0),
-        timeout=_pos_number(config, "timeout", 30.0, errors),
+        dry_run_sample=_pos_int(config, "dry_run_sample", DEFAULTS["dry_run_sample"], errors,
+                                minimum=0),
+        timeout=_pos_number(config, "timeout", DEFAULTS["timeout"], errors),
         rate_limit=_pos_int(config, "rate_limit", default_limit, errors),
-        rate_limit_window=_pos_number(config, "rate_limit_window", 20.0, errors),
-        max_concurrency=_pos_int(config, "max_concurrency", 4, errors),
-        max_retries=_pos_int(config, "max_retries", 5, errors, minimum=0),
+        rate_limit_window=_pos_number(config, "rate_limit_window", DEFAULTS["rate_limit_window"],
+                                      errors),
+        max_concurrency=_pos_int(config, "max_concurrency", DEFAULTS["max_concurrency"], errors),
+        max_retries=_pos_int(config, "max_retries", DEFAULTS["max_retries"], errors, minimum=0),
         on_error=on_error,
         dead_letter_path=dead_letter_path,
-        emit_responses=bool(config.get("emit_responses", False)),
-        response_stream=str(config.get("response_stream") or "gorgias_responses"),
-        response_include_request=bool(config.get("response_include_request", False)),
+        emit_responses=bool(config.get("emit_responses", DEFAULTS["emit_responses"])),
+        response_stream=str(config.get("response_stream") or DEFAULTS["response_stream"]),
+        response_include_request=bool(config.get("response_include_request",
+                                                 DEFAULTS["response_include_request"])),
         ca_bundle=ca_bundle,
-        max_body_bytes=_pos_int(config, "max_body_bytes", 1024 * 1024, errors),
+        max_body_bytes=_pos_int(config, "max_body_bytes", DEFAULTS["max_body_bytes"], errors),
         lookup_before_create=lookup_mode,
         lookup_grace_seconds=_grace(config, errors),
-        max_retry_after=_pos_number(config, "max_retry_after", 300.0, errors),
+        max_retry_after=_pos_number(config, "max_retry_after", DEFAULTS["max_retry_after"], errors),
         record_limit=(_pos_int(config, "record_limit", 0, errors)
                       if config.get("record_limit") is not None else None),
         notes=tuple(notes),
         preflight=dry_run if not isinstance(preflight_raw, bool) else preflight_raw,
         warnings=warnings,
-        progress_interval=_interval(config, "progress_interval", 10.0, errors),
+        progress_interval=_interval(config, "progress_interval", DEFAULTS["progress_interval"],
+                                    errors),
         rate_limit_store=_rate_limit_store(config.get("rate_limit_store"), errors),
         rate_limit_store_path=config.get("rate_limit_store_path") or None,
     )

@@ -190,3 +190,22 @@ def test_outcomes_and_modes_read_as_their_text_everywhere():
     assert settings.streams["c"].mode is Mode.UPSERT
     assert settings.streams["t"].mode is Mode.CREATE
     assert settings.streams["t"].message_intent is MessageIntent.IMPORT
+
+
+def test_each_setting_is_declared_once_and_its_default_used():
+    from target_gorgias.config_schema import CONFIG_SCHEMA, DEFAULTS, STREAM_KEYS
+    from target_gorgias.settings import load_settings
+    from target_gorgias.target import TargetGorgias
+
+    assert TargetGorgias.config_jsonschema is CONFIG_SCHEMA
+    settings = load_settings({"api_url": "http://127.0.0.1:1", "email": "a@b.c",
+                              "api_key": "k", "streams": {}})
+    for name in ("timeout", "rate_limit_window", "max_concurrency", "max_retries",
+                 "max_body_bytes", "max_retry_after", "progress_interval",
+                 "lookup_grace_seconds", "dry_run_sample", "response_stream"):
+        assert getattr(settings, name) == DEFAULTS[name], name
+    # A stream key the schema does not declare is refused, naming the declared ones.
+    with pytest.raises(Exception, match=r"streams\.s\.endpont: unknown setting") as info:
+        load_settings({"api_url": "http://127.0.0.1:1", "email": "a@b.c", "api_key": "k",
+                       "streams": {"s": {"endpont": "create_tag"}}})
+    assert all(key in str(info.value) for key in STREAM_KEYS)
