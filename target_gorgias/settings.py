@@ -112,7 +112,8 @@ def unknown_keys(config: Mapping[str, Any], known: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class Settings:
-    """The whole target config, checked."""
+    """The whole target config, checked (every field set by ``load_settings``; the defaults
+    live in the config schema, ``config_schema.DEFAULTS``)."""
 
     base_url: str
     auth_kind: str
@@ -120,31 +121,31 @@ class Settings:
     secret: str
     headers: Mapping[str, str]
     streams: Mapping[str, StreamSettings]
-    dry_run: bool = False
-    dry_run_sample: int = 10
-    timeout: float = 30.0
-    rate_limit: int = 40
-    rate_limit_window: float = 20.0
-    max_concurrency: int = 4
-    max_retries: int = 5
-    on_error: OnError = OnError.FAIL
-    dead_letter_path: str | None = None
-    emit_responses: bool = False
-    response_stream: str = "gorgias_responses"
-    response_include_request: bool = False
-    ca_bundle: str | None = None
-    max_body_bytes: int = 1024 * 1024
-    lookup_before_create: bool | str = "auto"
-    record_limit: int | None = None
+    dry_run: bool
+    dry_run_sample: int
+    timeout: float
+    rate_limit: int
+    rate_limit_window: float
+    max_concurrency: int
+    max_retries: int
+    on_error: OnError
+    dead_letter_path: str | None
+    emit_responses: bool
+    response_stream: str
+    response_include_request: bool
+    ca_bundle: str | None
+    max_body_bytes: int
+    lookup_before_create: bool | str
+    record_limit: int | None
+    preflight: bool
+    progress_interval: float
+    lookup_grace_seconds: float
+    max_retry_after: float
+    rate_limit_store: str
+    rate_limit_store_path: str | None
     #: Start-up notices (e.g. a credential that was trimmed), logged as warnings.
     notes: tuple[str, ...] = ()
-    preflight: bool = False
     warnings: tuple[str, ...] = ()
-    progress_interval: float = 10.0
-    lookup_grace_seconds: float = 2.0
-    max_retry_after: float = 300.0
-    rate_limit_store: str = "local"
-    rate_limit_store_path: str | None = None
 
     def stream(self, name: str) -> StreamSettings | None:
         """The settings of stream ``name``: an exact key wins, then the longest glob."""
