@@ -86,7 +86,7 @@ def run_target(cfg: dict[str, Any], messages: list[Any], tmp_path: Path, *,
     """Run ``target-gorgias --config <cfg>`` with ``messages`` on stdin."""
     cfg_path = tmp_path / f"config-{os.getpid()}-{id(messages)}.json"
     cfg_path.write_text(json.dumps(cfg))
-    text = "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
+    text = singer_text(messages)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TARGET_GORGIAS_")}
     full_env.update(env or {})
     proc = subprocess.run(
@@ -94,3 +94,20 @@ def run_target(cfg: dict[str, Any], messages: list[Any], tmp_path: Path, *,
         timeout=timeout, env=full_env, check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def singer_text(messages: list[Any]) -> str:
+    """Singer input: one JSON message a line (strings are taken as lines already)."""
+    return "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
+
+
+def start_target(cfg_path: Path, messages: list[Any], *, env: dict[str, str] | None = None
+                 ) -> subprocess.Popen[str]:
+    """Start ``target-gorgias --config <cfg_path>`` in the background; its input is a file
+    beside the config (so the input ends, as a finished tap's does)."""
+    input_path = cfg_path.with_suffix(".singer")
+    input_path.write_text(singer_text(messages))
+    with input_path.open() as stdin:
+        return subprocess.Popen([CLI, "--config", str(cfg_path)], stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env)

@@ -21,7 +21,7 @@ from target_gorgias.redact import SecretFilter, config_secrets
 from target_gorgias.request_builder import RequestBuilder, to_json
 from target_gorgias.settings import load_settings
 from target_gorgias.sync import matches
-from tests.support import CLI, EMAIL, config, record, run_target, schema, state
+from tests.support import CLI, EMAIL, config, record, run_target, schema, start_target, state
 
 SECRET = "sk-GUARD-4c1d8e2f9a"
 TOKEN = "oauth-GUARD-6b0a3f7e21"
@@ -40,11 +40,7 @@ def _start(cfg: dict, lines: list, tmp_path: Path) -> subprocess.Popen:
     """Start the CLI in the background on ``lines`` (stdin is a file: the input ends)."""
     cfg_path = tmp_path / "config.json"
     cfg_path.write_text(json.dumps(cfg))
-    input_path = tmp_path / "input.singer"
-    input_path.write_text("".join(json.dumps(m) + "\n" for m in lines))
-    with input_path.open() as stdin:
-        return subprocess.Popen([CLI, "--config", str(cfg_path)], stdin=stdin,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_target(cfg_path, lines)
 
 
 def _wait_for(predicate, timeout: float = 10.0) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 
 import pytest
 
-from tests.support import CLI, config, record, run_target, schema, state
+from tests.support import config, record, run_target, schema, start_target, state
 
 SOURCE = {"source": {"type": "email", "from": {"address": "ada@example.com"}}}
 TICKET_PROPS = {"external_id": {"type": "string"}, "subject": {"type": "string"},
@@ -193,15 +192,6 @@ def test_http_request_duration_metric_and_summary(fake_gorgias, tmp_path):
     assert "4 requests, 0 retries, 0 throttled (429), 2 lookups" in res.stderr
 
 
-def _start(cfg_path, lines) -> subprocess.Popen:
-    """Start the CLI in the background, reading ``lines`` from a file."""
-    input_path = cfg_path.with_suffix(".singer")
-    input_path.write_text("".join(json.dumps(m) + "\n" for m in lines))
-    with input_path.open() as stdin:
-        return subprocess.Popen([CLI, "--config", str(cfg_path)], stdin=stdin,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def _last_state(stdout: str) -> dict | None:
     lines = [json.loads(x) for x in stdout.splitlines() if x.strip()]
     return lines[-1] if lines else None
@@ -211,7 +201,7 @@ def test_sigterm_finishes_in_flight_and_emits_delivered_state(fake_gorgias, tmp_
     fake_gorgias.configure(rate_limit=5, rate_window=1, latency_ms=(100, 200))
     cfg_path = tmp_path / "c.json"
     cfg_path.write_text(json.dumps(fast(fake_gorgias, rate_limit=5)))
-    proc = _start(cfg_path, tickets_with_state(60))
+    proc = start_target(cfg_path, tickets_with_state(60))
     time.sleep(3.0)
     proc.send_signal(signal.SIGTERM)
     started = time.monotonic()
@@ -235,7 +225,7 @@ def test_sigkill_then_resume_from_state(fake_gorgias, tmp_path, lookup):
     cfg_path = tmp_path / "c.json"
     cfg_path.write_text(json.dumps(cfg))
     total = 60
-    proc = _start(cfg_path, tickets_with_state(total))
+    proc = start_target(cfg_path, tickets_with_state(total))
     time.sleep(4.5)
     os.kill(proc.pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=10)
@@ -260,7 +250,7 @@ def test_sigterm_during_retries_neither_fails_nor_passes_the_record(fake_gorgias
     cfg_path = tmp_path / "c.json"
     cfg_path.write_text(json.dumps(fast(fake_gorgias, on_error="continue", max_retries=8,
                                         dead_letter_path=str(dead))))
-    proc = _start(cfg_path, tickets_with_state(2))
+    proc = start_target(cfg_path, tickets_with_state(2))
     time.sleep(2.5)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)

@@ -23,7 +23,7 @@ import requests
 from target_gorgias.client import HeadLookups, head_window, parse_retry_after
 from target_gorgias.endpoints import Lookup
 from target_gorgias.request_builder import Call, Unit
-from tests.support import API_KEY, CLI, EMAIL, config, record, run_target, schema, state
+from tests.support import API_KEY, EMAIL, config, record, run_target, schema, start_target, state
 
 MSG = {"channel": "email", "from_agent": False, "via": "api", "body_text": "hi",
        "source": {"type": "email", "from": {"address": "ada@example.com"}}}
@@ -246,14 +246,6 @@ def test_trashed_ticket_is_not_a_match(fake_gorgias, tmp_path, mode):
 # -- §2 lookup_before_create: auto -------------------------------------------------------
 
 
-def _start(cfg_path, lines) -> subprocess.Popen:
-    input_path = cfg_path.with_suffix(".singer")
-    input_path.write_text("".join(json.dumps(m) + "\n" for m in lines))
-    with input_path.open() as stdin:
-        return subprocess.Popen([CLI, "--config", str(cfg_path)], stdin=stdin,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.mark.parametrize("seed", [11, 22, 33])
 def test_sigkill_at_random_then_resume_is_exactly_once(fake_gorgias, tmp_path, seed):
     """Default settings: SIGKILL at a random moment, resume from the emitted state."""
@@ -263,7 +255,7 @@ def test_sigkill_at_random_then_resume_is_exactly_once(fake_gorgias, tmp_path, s
     cfg_path = tmp_path / "c.json"
     cfg_path.write_text(json.dumps(conf))
     total = 40
-    proc = _start(cfg_path, tickets(total))
+    proc = start_target(cfg_path, tickets(total))
     time.sleep(rng.uniform(0.8, 3.0))
     os.kill(proc.pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=10)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from benchmarks.redis_server import RedisServer, free_port
-from tests.support import API_KEY, CLI, EMAIL, config, run_target
+from tests.support import API_KEY, EMAIL, config, run_target, start_target
 
 TAG_SCHEMA = {"type": "SCHEMA", "stream": "tags", "key_properties": ["name"],
               "schema": {"type": "object", "properties": {"name": {"type": "string"}}}}
@@ -37,13 +37,9 @@ def start(tmp: Path, name: str, conf: dict[str, Any], messages: list[dict[str, A
           cache: Path) -> subprocess.Popen[str]:
     """Start the real CLI in the background, its input in a file."""
     (tmp / f"{name}.json").write_text(json.dumps(conf))
-    (tmp / f"{name}.singer").write_text("".join(json.dumps(m) + "\n" for m in messages))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TARGET_GORGIAS_")}
     env["XDG_CACHE_HOME"] = str(cache)
-    with (tmp / f"{name}.singer").open() as stdin:
-        return subprocess.Popen([CLI, "--config", str(tmp / f"{name}.json")], stdin=stdin,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env)
+    return start_target(tmp / f"{name}.json", messages, env=env)
 
 
 def run_together(tmp: Path, confs: list[dict[str, Any]], per_run: int) -> list[str]:
