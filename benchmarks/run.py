@@ -401,13 +401,18 @@ def main() -> int:
             else:
                 parser.error(f"unknown benchmark {which!r}")
             print(f"# {which} done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    print_table(rows, f"mode: {mode}", "ratio")
+    return 0
+
+
+def print_table(rows: list[tuple[str, str, str]], setting: str, last: str) -> None:
+    """The machine line, then the rows as the README's Markdown table."""
     print(f"Machine: {platform.platform()}, Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs; mode: {mode}")
-    print("| benchmark | measured | ratio |")
+          f"{os.cpu_count()} CPUs; {setting}")
+    print(f"| benchmark | measured | {last} |")
     print("|---|---|---|")
     for row in rows:
         print(f"| {row[0]} | {row[1]} | {row[2]} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.redis_server import RedisServer  # noqa: E402
-from benchmarks.run import CLI, Server  # noqa: E402
+from benchmarks.run import CLI, Server, print_table  # noqa: E402
 
 LIMIT, WINDOW = 20, 2.0
 SIZES = {"full": {"alone": 200, 2: 80, 4: 40}, "smoke": {"alone": 12, 2: 12}}
@@ -129,13 +128,8 @@ def main() -> int:
     finally:
         redis.stop()
         server.stop()
-    print(f"Machine: {platform.platform()}, Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs; mode: {mode}; fake account {LIMIT} per {WINDOW:g} s, "
-          "50-200 ms latency")
-    print("| benchmark | measured | goal |")
-    print("|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    print_table(rows, f"mode: {mode}; fake account {LIMIT} per {WINDOW:g} s, "
+                "50-200 ms latency", "goal")
     return 0
 
 
