@@ -16,6 +16,7 @@ from target_gorgias.client import GorgiasClient, Result, auth_header
 from target_gorgias.errors import ConfigError
 from target_gorgias.pacer import Pacer
 from target_gorgias.redact import install as install_redaction
+from target_gorgias.redact import secret_forms
 from target_gorgias.settings import load_settings
 
 #: Retries of the check itself: a dead host should fail in seconds, not minutes.
@@ -72,7 +73,7 @@ def run_check(config: t.Mapping[str, t.Any], logger: logging.Logger) -> tuple[bo
     except ConfigError as exc:
         return False, f"connection check failed: bad config: {'; '.join(exc.errors)}"
     authorization = auth_header(s.auth_kind, s.email, s.secret)
-    install_redaction([s.secret, authorization, authorization.split(" ", 1)[1]])
+    install_redaction(secret_forms(s.secret, s.email if s.auth_kind == "basic" else None))
     client = GorgiasClient(base_url=s.base_url, authorization=authorization, headers=s.headers,
                            timeout=s.timeout, pacer=Pacer(s.rate_limit, s.rate_limit_window),
                            max_retries=s.max_retries, max_concurrency=1,

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -301,12 +301,6 @@ class GorgiasClient:
     def _forget(self, future: Future[Result]) -> None:
         with self._lock:
             self._futures.discard(future)
-
-    def send_all(self, calls: Iterable[Call], on_done: Callable[[Result], None],
-                 handler: Callable[[Call], Result] | None = None) -> list[Result]:
-        """Send every call (concurrently, up to the pool size) and wait for all of them."""
-        futures = [self.submit(c, on_done, handler) for c in calls]
-        return [f.result() for f in futures]
 
     def close(self, grace: float = STOP_GRACE) -> int:
         """Wait for the requests in flight, then release the pool and connections.

@@ -7,7 +7,6 @@ dead letter, state, or stop the run).
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from target_gorgias.dry_run import DryRun
 from target_gorgias.errors import RecordError, TargetFailure
 from target_gorgias.outcomes import OnError, Outcome, SyncOutcome
 from target_gorgias.progress import Progress, Waiting
+from target_gorgias.redact import secret_forms
 from target_gorgias.request_builder import Call, from_json
 from target_gorgias.responses import Output
 from target_gorgias.scheduler import WINDOW_FACTOR, Scheduler
@@ -121,12 +121,7 @@ class Run:
     def secrets(self) -> list[str]:
         """Every form of the credentials that must never be printed."""
         s = self.settings
-        header = auth_header(s.auth_kind, s.email, s.secret)
-        token = header.split(" ", 1)[1]
-        out = [s.secret, header, token]
-        if s.auth_kind == "basic":
-            out.append(base64.urlsafe_b64encode(f"{s.email}:{s.secret}".encode()).decode())
-        return out
+        return sorted(secret_forms(s.secret, s.email if s.auth_kind == "basic" else None))
 
     def fail(self, message: str) -> None:
         """Record the first permanent failure and stop starting requests."""
