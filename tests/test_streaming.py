@@ -218,6 +218,10 @@ def test_state_never_passes_an_unanswered_record(fake_gorgias, tmp_path):
     live = LiveTarget(config(fake_gorgias.base_url, STREAMS, max_concurrency=4), tmp_path)
     live.send(schema("customers", CUSTOMER_PROPS, ["email"]), customer(1), state({"b": 1}))
     assert wait_for(lambda: len(fake_gorgias.store["customers"]) == 1, 5) is not None
+    # State 1 is written before records 2 and 3 are read (on a busy machine the ticker could
+    # otherwise write state 2 first, and state 1 never: the newest safe state wins).
+    assert wait_for(lambda: any('"b":1' in line.replace(" ", "") for line in live.stdout),
+                    5) is not None, "".join(live.stderr)
     # One of records 2 and 3 (sent side by side) is answered 3 s late, the other at once.
     fake_gorgias.add_fault(method="POST", path="/api/customers", delay_ms=3000)
     live.send(customer(2), state({"b": 2}), customer(3), state({"b": 3}))
